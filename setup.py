@@ -1,0 +1,28 @@
+"""ndrsr: Neural Degradation Representation all-in-one restoration for BasicSR."""
+from setuptools import find_packages, setup
+
+setup(
+    name='ndrsr',
+    version='0.1.0',
+    description='NDR-Restore (Yao et al., TIP 2024) all-in-one image restoration as a BasicSR plugin',
+    long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['ndrsr', 'ndrsr.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'basicsr>=1.4.2',
+        'torch>=2.0',
+        'torchvision',
+        'numpy',
+        'lmdb',
+        'opencv-python',
+        'pyyaml',
+        'addict',
+        'scipy',
+        'scikit-image',
+        'tqdm',
+    ],
+    extras_require={'test': ['pytest', 'pytest-timeout']},
+    entry_points={'console_scripts': []},
+    zip_safe=False,
+)
