@@ -130,8 +130,31 @@ class NDRRestore(nn.Module):
             x = self.upsampler(x)
         return self.output(x)
 
-    def forward(self, lq: torch.Tensor, return_degradation: bool = False):
+    def recognise_trainable(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """[U1..U3] of a padded input with the encoder trunk detached.
+
+        The encoder blocks run without gradient; only the NDR and the
+        degradation queries receive gradient through the returned U's. This is
+        the degradation step of the ``alternating`` schedule.
+        """
+        ndr = self.ndr()
+        feats = []
+        with torch.no_grad():
+            feat = self.embed(x)
+            for level, encoder in enumerate((self.encoder1, self.encoder2, self.encoder3)):
+                feat = encoder(feat)
+                feats.append(feat)
+                if level < 2:
+                    feat = (self.down1, self.down2)[level](feat)
+        return [self.query[level](feat, ndr) for level, feat in enumerate(feats)]
+
+    def forward(self, lq: torch.Tensor, return_degradation: bool = False, recognise_only: bool = False):
+        """See the class docstring. ``recognise_only=True`` returns only [U1..U3]
+        from :meth:`recognise_trainable` (through ``forward`` so that
+        DistributedDataParallel synchronises their gradients)."""
         check_image_batch(lq, self.in_channels, 'NDRRestore')
+        if recognise_only:
+            return self.recognise_trainable(pad_to_multiple(lq, self.stride))
         h, w = lq.shape[-2:]
         latent, skips, degradations = self.encode(pad_to_multiple(lq, self.stride))
         restored = self.decode(latent, skips)[..., :h * self.upscale, :w * self.upscale]

@@ -1,0 +1,161 @@
+"""NDRModel: what each schedule updates, losses, checkpoints, NaN handling, pretrained loading."""
+import os
+
+import pytest
+import torch
+from basicsr.models import build_model
+from model_options import model_opt
+
+from ndrsr.models.ndr_model import NDRModel
+
+
+# Without weight decay, a parameter with zero gradient stays exactly where it is under Adam.
+NO_DECAY = {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0.0}
+
+
+def batch(seed=0, size=16):
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(2, 3, size, size, generator=g)
+    return {'gt': gt, 'lq': (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1),
+            'task': ['noise', 'noise'], 'lq_path': ['a.png', 'b.png']}
+
+
+def snapshot(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def changed(before, net):
+    return {k for k, v in net.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def make(tmp_path, schedule, **kw):
+    model = build_model(model_opt(tmp_path, schedule, **kw))
+    assert isinstance(model, NDRModel)
+    return model
+
+
+def test_joint_updates_both_networks_and_ndr(tmp_path):
+    model = make(tmp_path, 'joint')
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_restore', 'l_degrad'}
+    assert changed(g0, model.net_g) == set(g0)  # every NDRRestore tensor moves (Adam, both losses)
+    assert changed(d0, model.net_d) == set(d0)
+
+
+def test_joint_ndr_receives_degradation_loss(tmp_path):
+    """With pixel loss weight 0, the NDR still moves in joint: the degradation loss reaches it."""
+    model = make(tmp_path, 'joint', pixel_opt={'type': 'L1Loss', 'loss_weight': 0.0}, optim_g=NO_DECAY)
+    g0 = snapshot(model.net_g)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    moved = changed(g0, model.net_g)
+    assert 'ndr.atoms' in moved and 'query.0.project.weight' in moved
+    assert 'output.weight' not in moved  # the decoder is not on the degradation path
+
+
+def test_restore_only_has_no_degradation_path(tmp_path):
+    model = make(tmp_path, 'restore_only', pixel_opt={'type': 'L1Loss', 'loss_weight': 0.0}, optim_g=NO_DECAY)
+    assert not hasattr(model, 'net_d') and len(model.optimizers) == 1
+    g0 = snapshot(model.net_g)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_restore'}
+    assert 'ndr.atoms' not in changed(g0, model.net_g)  # zero restoration loss, no degradation loss
+    model2 = make(tmp_path, 'restore_only')
+    g0 = snapshot(model2.net_g)
+    model2.feed_data(batch())
+    model2.optimize_parameters(1)
+    assert 'ndr.atoms' in changed(g0, model2.net_g)  # the restoration loss alone does move it
+
+
+def test_alternating_steps_update_exactly_their_parameters(tmp_path):
+    model = make(tmp_path, 'alternating')
+    g_params = dict(model.net_g.named_parameters())
+    recog = {id(p) for p in model.recognition_parameters()}
+    recog_names = {k for k, p in g_params.items() if id(p) in recog}
+    assert recog_names == {k for k in g_params if k == 'ndr.atoms' or k.startswith('query.')}
+    d_ids = {id(p) for g in model.optimizer_d.param_groups for p in g['params']}
+    assert d_ids == {id(p) for p in model.net_d.parameters()} | recog
+
+    model.feed_data(batch())
+    # restoration step alone: every NDRRestore parameter, nothing of NDRDegrad
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    model._restoration_step(1)
+    assert changed(g0, model.net_g) == set(g0) and not changed(d0, model.net_d)
+    # degradation step alone: NDRDegrad, the NDR and the queries; the encoder trunk and decoder stay
+    g1, d1 = snapshot(model.net_g), snapshot(model.net_d)
+    model._degradation_step(1)
+    assert changed(d1, model.net_d) == set(d1)
+    assert changed(g1, model.net_g) == recog_names
+
+
+def test_non_finite_loss_stops_before_update_and_names_iteration(tmp_path):
+    model = make(tmp_path, 'joint')
+    model.save(0, 5)
+    saved = os.path.join(tmp_path, 'net_g_5.pth')
+    before_file = open(saved, 'rb').read()
+    g0 = snapshot(model.net_g)
+    data = batch()
+    data['lq'][0, 0, 0, 0] = float('nan')
+    model.feed_data(data)
+    with pytest.raises(FloatingPointError, match='iteration 7'):
+        model.optimize_parameters(7)
+    assert not changed(g0, model.net_g)
+    assert open(saved, 'rb').read() == before_file
+
+
+def test_save_writes_complete_set_and_loads_back(tmp_path):
+    model = make(tmp_path, 'alternating')
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    model.save(0, 1)
+    names = sorted(os.listdir(tmp_path))
+    assert {'net_g_1.pth', 'net_degrad_1.pth', '1.state'} <= set(names)
+    assert not [n for n in names if '.tmp' in n]
+    g = torch.load(os.path.join(tmp_path, 'net_g_1.pth'), weights_only=True)
+    assert set(g) == {'params', 'params_ema'}
+    state = torch.load(os.path.join(tmp_path, '1.state'), weights_only=True)
+    assert state['iter'] == 1 and len(state['optimizers']) == 2 and len(state['schedulers']) == 2
+
+    opt = model_opt(tmp_path / 'b', 'alternating')
+    opt['path']['pretrain_network_g'] = os.path.join(tmp_path, 'net_g_1.pth')
+    opt['path']['pretrain_network_degrad'] = os.path.join(tmp_path, 'net_degrad_1.pth')
+    loaded = build_model(opt)
+    for a, b in zip(loaded.net_d.state_dict().values(), model.net_d.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(loaded.net_g.state_dict().values(), model.net_g.state_dict().values()):
+        assert torch.equal(a, b)
+    loaded.resume_training(state)
+    assert loaded.optimizer_d.state_dict()['state'].keys() == model.optimizer_d.state_dict()['state'].keys()
+
+
+def test_loads_converter_output(tmp_path, reference):
+    from ndrsr.convert import convert_file
+    src = tmp_path / 'released.pth'
+    torch.save(reference['state_dict'], src)
+    convert_file(str(src), str(tmp_path / 'conv'))
+    opt = model_opt(tmp_path, 'joint')
+    opt['path']['pretrain_network_g'] = str(tmp_path / 'conv' / 'net_g.pth')
+    opt['path']['pretrain_network_degrad'] = str(tmp_path / 'conv' / 'net_degrad.pth')
+    model = build_model(opt)
+    model.feed_data({'lq': reference['lq']})
+    model.test()
+    assert (model.output - reference['restored']).abs().max() < 1e-5
+
+
+def test_unconverted_released_file_gets_clear_error(tmp_path, reference):
+    src = tmp_path / 'model_L.pth'
+    torch.save(reference['state_dict'], src)
+    opt = model_opt(tmp_path, 'joint')
+    opt['path']['pretrain_network_g'] = str(src)
+    with pytest.raises(KeyError, match='python -m ndrsr.convert'):
+        build_model(opt)
+
+
+def test_missing_degradation_network_is_explained(tmp_path):
+    opt = model_opt(tmp_path, 'joint')
+    opt['network_degrad'] = None
+    with pytest.raises(ValueError, match='network_degrad'):
+        build_model(opt)
