@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .ndr_modules import DegradationInjection
+from .ndr_modules import injection_class
 from .padding import check_image_batch, pad_to_multiple
 from .restormer_blocks import Downsample, Upsample
 
@@ -67,6 +67,8 @@ class NDRDegrad(nn.Module):
         query_dim: Q, channels of each U_i (64).
         cp_rank: K, rank of the CP modulation (16).
         ca_reduction: channel-attention reduction of the refinement (16).
+        injection_mode: 'cp' (the paper's DI), 'concat' or 'conv' (ablations,
+            see NDRRestore; with 'conv' the U's are ignored).
         upscale: 1, or s > 1 for the 2x SR all-in-one setting: the clean input
             is the high-resolution image (B, 3, sH, sW); it is pixel-unshuffled
             by s before the first conv so the U-Net runs at the low resolution
@@ -87,6 +89,7 @@ class NDRDegrad(nn.Module):
                  query_dim: int = 64,
                  cp_rank: int = 16,
                  ca_reduction: int = 16,
+                 injection_mode: str = 'cp',
                  upscale: int = 1):
         super().__init__()
         self.in_channels = in_channels
@@ -99,7 +102,8 @@ class NDRDegrad(nn.Module):
         self.encoder3 = ResidualDoubleConv(dim * 4)
         self.down3 = Downsample(dim * 4)
         self.latent = ResidualDoubleConv(dim * 8)
-        self.inject = nn.ModuleList([DegradationInjection(c, query_dim, cp_rank) for c in (dim, dim * 2, dim * 4)])
+        self.inject = nn.ModuleList(
+            [injection_class(injection_mode)(c, query_dim, cp_rank) for c in (dim, dim * 2, dim * 4)])
         self.up3 = Upsample(dim * 8)
         self.reduce3 = nn.Conv2d(dim * 8, dim * 4, 1, bias=False)
         self.decoder3 = ResidualDoubleConv(dim * 4)

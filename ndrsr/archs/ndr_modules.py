@@ -104,3 +104,92 @@ class DegradationInjection(nn.Module):
     def forward(self, feature: torch.Tensor, degradation: torch.Tensor) -> torch.Tensor:
         u = self.cp_degradation(self.embed(degradation))
         return self.scale(u) * self.cp_feature(feature) + self.shift(u)
+
+
+# --------------------------------------------------------------------------
+# Ablation variants (paper Tables VIII-X). Defaults elsewhere keep the
+# released network; these are selected by ``query_mode`` / ``injection_mode``.
+
+
+class DirectQuery(nn.Module):
+    """"w/o NDR": the DQ's convolutions without the NDR look-up.
+
+    ``U = out(to_degradation(to_query(project(F))))``: the same layers as
+    :class:`DegradationQuery` minus the affinity against D (and its temperature).
+    forward(feature (B, C, H, W), ndr=None) -> U (B, Q, H, W)
+    """
+
+    def __init__(self, channels: int, query_dim: int = 64, ndr_dim: int = 128):
+        super().__init__()
+        self.project = nn.Conv2d(channels, query_dim, 3, padding=1, bias=False)
+        self.to_query = nn.Conv2d(query_dim, ndr_dim, 1)
+        self.to_degradation = nn.Conv2d(ndr_dim, query_dim, 1)
+        self.out = nn.Conv2d(query_dim, query_dim, 1)
+
+    def forward(self, feature: torch.Tensor, ndr=None, return_affinity: bool = False):
+        if return_affinity:
+            raise ValueError('query_mode no_ndr has no NDR affinity to return')
+        return self.out(self.to_degradation(self.to_query(self.project(feature))))
+
+
+class ConvQuery(nn.Module):
+    """"w/o DQ": the degradation query replaced by one plain 3x3 convolution C -> Q.
+
+    forward(feature (B, C, H, W), ndr=None) -> U (B, Q, H, W)
+    """
+
+    def __init__(self, channels: int, query_dim: int = 64, ndr_dim: int = 128):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, query_dim, 3, padding=1)
+
+    def forward(self, feature: torch.Tensor, ndr=None, return_affinity: bool = False):
+        if return_affinity:
+            raise ValueError('query_mode conv has no NDR affinity to return')
+        return self.conv(feature)
+
+
+class ConcatInjection(nn.Module):
+    """"w/o CP": CP-modulated injection replaced by concatenation + convolution.
+
+    ``conv3(cat[F, conv1(U)])`` (C + Q -> C). forward(F (B, C, H, W), U (B, Q, H, W)) -> (B, C, H, W)
+    """
+
+    def __init__(self, channels: int, query_dim: int = 64, rank: int = 16):
+        super().__init__()
+        self.embed = nn.Conv2d(query_dim, query_dim, 1)
+        self.fuse = nn.Conv2d(channels + query_dim, channels, 3, padding=1)
+
+    def forward(self, feature: torch.Tensor, degradation: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([feature, self.embed(degradation)], dim=1))
+
+
+class ConvInjection(nn.Module):
+    """"w/o DI": the injection replaced by a plain 3x3 convolution of the feature; U is not used.
+
+    forward(F (B, C, H, W), U) -> conv3(F) (B, C, H, W)
+    """
+
+    def __init__(self, channels: int, query_dim: int = 64, rank: int = 16):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, feature: torch.Tensor, degradation: torch.Tensor) -> torch.Tensor:
+        return self.conv(feature)
+
+
+QUERY_MODES = {'ndr': DegradationQuery, 'no_ndr': DirectQuery, 'conv': ConvQuery}
+INJECTION_MODES = {'cp': DegradationInjection, 'concat': ConcatInjection, 'conv': ConvInjection}
+
+
+def query_class(mode: str):
+    """The degradation-query module for ``query_mode`` ('ndr' = the paper's DQ)."""
+    if mode not in QUERY_MODES:
+        raise ValueError(f'query_mode must be one of {sorted(QUERY_MODES)}, got {mode!r}')
+    return QUERY_MODES[mode]
+
+
+def injection_class(mode: str):
+    """The degradation-injection module for ``injection_mode`` ('cp' = the paper's DI)."""
+    if mode not in INJECTION_MODES:
+        raise ValueError(f'injection_mode must be one of {sorted(INJECTION_MODES)}, got {mode!r}')
+    return INJECTION_MODES[mode]

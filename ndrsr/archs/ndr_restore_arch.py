@@ -7,7 +7,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .ndr_modules import DegradationInjection, DegradationQuery, NeuralDegradationRepresentation
+from .ndr_modules import NeuralDegradationRepresentation, injection_class, query_class
 from .padding import check_image_batch, pad_to_multiple
 from .restormer_blocks import Downsample, Upsample, transformer_stack
 
@@ -35,6 +35,12 @@ class NDRRestore(nn.Module):
         ndr_dim: M, dimension of each atom (128).
         query_dim: Q, width of the recognised degradation U (64).
         cp_rank: K, rank of the CP modulation (16).
+        query_mode: 'ndr' (the paper's DQ against the NDR), or the ablations
+            'no_ndr' (DQ's convolutions without the NDR: no NDR tensor) and
+            'conv' (DQ replaced by a plain conv3 C -> Q: no NDR tensor).
+        injection_mode: 'cp' (the paper's DI with CP modulation), or the
+            ablations 'concat' (concatenation + conv3) and 'conv' (a plain
+            conv3 of the skip; U is not injected).
         upscale: 1 for restoration at the input size; s > 1 (the paper's 2x SR
             all-in-one setting) runs the whole U-Net at the low resolution and
             adds a conv3 + pixel-shuffle(s) up-sampler before the last conv,
@@ -61,6 +67,8 @@ class NDRRestore(nn.Module):
                  ndr_dim: int = 128,
                  query_dim: int = 64,
                  cp_rank: int = 16,
+                 query_mode: str = 'ndr',
+                 injection_mode: str = 'cp',
                  upscale: int = 1):
         super().__init__()
         if len(num_blocks) != 4 or len(heads) != 4:
@@ -70,7 +78,8 @@ class NDRRestore(nn.Module):
         ffn = ffn_expansion_factor
         widths = [dim, dim * 2, dim * 4]
 
-        self.ndr = NeuralDegradationRepresentation(ndr_atoms, ndr_dim)
+        self.query_mode = query_mode
+        self.ndr = NeuralDegradationRepresentation(ndr_atoms, ndr_dim) if query_mode == 'ndr' else None
         self.embed = nn.Conv2d(in_channels, dim, 3, padding=1)
         self.encoder1 = transformer_stack(dim, num_blocks[0], heads[0], ffn)
         self.down1 = Downsample(dim)
@@ -80,8 +89,8 @@ class NDRRestore(nn.Module):
         self.down3 = Downsample(dim * 4)
         self.latent = transformer_stack(dim * 8, num_blocks[3], heads[3], ffn)
 
-        self.query = nn.ModuleList([DegradationQuery(c, query_dim, ndr_dim) for c in widths])
-        self.inject = nn.ModuleList([DegradationInjection(c, query_dim, cp_rank) for c in widths])
+        self.query = nn.ModuleList([query_class(query_mode)(c, query_dim, ndr_dim) for c in widths])
+        self.inject = nn.ModuleList([injection_class(injection_mode)(c, query_dim, cp_rank) for c in widths])
 
         self.up3 = Upsample(dim * 8)
         self.reduce3 = nn.Conv2d(dim * 8, dim * 4, 1, bias=False)
@@ -100,7 +109,7 @@ class NDRRestore(nn.Module):
 
     def encode(self, x: torch.Tensor, return_affinity: bool = False):
         """Encoder of a padded input: -> (latent, skips, [U1..U3][, [S1..S3]])."""
-        ndr = self.ndr()
+        ndr = self.ndr() if self.ndr is not None else None
         feat = self.embed(x)
         skips, degradations, affinities = [], [], []
         for level, (encoder, down) in enumerate(
@@ -137,7 +146,7 @@ class NDRRestore(nn.Module):
         degradation queries receive gradient through the returned U's. This is
         the degradation step of the ``alternating`` schedule.
         """
-        ndr = self.ndr()
+        ndr = self.ndr() if self.ndr is not None else None
         feats = []
         with torch.no_grad():
             feat = self.embed(x)
@@ -168,6 +177,8 @@ class NDRRestore(nn.Module):
 
         S_i (B, N, H_i, W_i) is the per-pixel softmax affinity over the NDR atoms.
         """
+        if self.ndr is None:
+            raise ValueError(f'query_mode {self.query_mode!r} has no NDR: nothing to recognise against')
         check_image_batch(lq, self.in_channels, 'NDRRestore')
         _, _, degradations, affinities = self.encode(pad_to_multiple(lq, self.stride), return_affinity=True)
         return degradations, affinities

@@ -125,7 +125,8 @@ class NDRModel(SRModel):
     def recognition_parameters(self):
         """The NDR tensor and the degradation-query parameters of net_g."""
         net_g = self.get_bare_model(self.net_g)
-        return list(net_g.ndr.parameters()) + list(net_g.query.parameters())
+        ndr = list(net_g.ndr.parameters()) if net_g.ndr is not None else []
+        return ndr + list(net_g.query.parameters())
 
     # ---------------------------------------------------------------- training
     def feed_data(self, data):
