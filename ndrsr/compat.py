@@ -1,11 +1,23 @@
 """Make basicsr 1.4.2 work on torch 2.14 / torchvision 0.29 / numpy 2 / opencv 5
 without forking it. Imported first by ``ndrsr/__init__.py``; every fix is one
-function, documented in one line, idempotent, and covered by tests/test_compat.py.
+small function, documented in one line, idempotent, and covered by
+tests/test_compat.py or tests/test_pipelines.py. docs/compat.md lists them.
+
+Fixes that need basicsr modules are applied by :func:`apply_basicsr_fixes`, called
+at the end of ``import ndrsr`` (after ``import basicsr`` is possible).
 """
 from __future__ import annotations
 
+import functools
+import math
+import os
 import sys
 import types
+import zipfile
+from os import path as osp
+from typing import Any, Callable, List, Optional, Tuple
+
+_PATCHED = '_ndrsr_compat'  # attribute marking a function as ndrsr's replacement (idempotence)
 
 
 def _restore_functional_tensor() -> None:
@@ -29,4 +41,246 @@ def apply_import_fixes() -> None:
     _restore_functional_tensor()
 
 
+def _mark(func: Callable) -> Callable:
+    setattr(func, _PATCHED, True)
+    return func
+
+
+def _is_patched(func: Any) -> bool:
+    return getattr(func, _PATCHED, False)
+
+
+# --------------------------------------------------------------------- resume
+def _map_location(opt: dict) -> Any:
+    """Where a resumed state goes: the current GPU when training on one, else the CPU."""
+    import torch
+    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
+        return torch.device('cuda', torch.cuda.current_device())
+    return 'cpu'
+
+
+def _state_iterations(state_dir: str) -> List[int]:
+    """Iterations of the ``<iter>.state`` files in ``state_dir``, newest first (temporary files ignored)."""
+    if not osp.isdir(state_dir):
+        return []
+    iters = [int(n[:-len('.state')]) for n in os.listdir(state_dir) if n.endswith('.state') and n[:-6].isdigit()]
+    return sorted(iters, reverse=True)
+
+
+def _networks_complete(opt: dict, iteration: int) -> bool:
+    """The network files that check_resume will load for ``iteration`` exist and are whole zip archives."""
+    models = opt['path']['models']
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    for network in (k for k in opt if k.startswith('network_') and k not in ignored):
+        label = 'net_' + network[len('network_'):]
+        path = osp.join(models, f'{label}_{iteration}.pth')
+        saved_any = osp.isdir(models) and any(n.startswith(label + '_') and n.endswith('.pth') for n in os.listdir(models))
+        if not saved_any:  # this network is never saved by the model (e.g. NDRModel restore_only): nothing to check
+            continue
+        if not (osp.isfile(path) and zipfile.is_zipfile(path)):
+            return False
+    return True
+
+
+def _load_complete_state(path: str, map_location: Any) -> Optional[dict]:
+    """Load a ``.state``; None if the file is truncated (a run killed while saving), a clear error if it is corrupt."""
+    import torch
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        return torch.load(path, map_location=map_location)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file and what to do
+        raise RuntimeError(f'cannot load training state {path}: {err}. Move it away to resume from an older state, '
+                           f'or start without --auto_resume.') from err
+
+
+def find_resume_state(opt: dict) -> Tuple[Optional[str], Optional[dict]]:
+    """The newest complete ``.state`` of this run (absolute path, loaded) under ``opt['path']['training_states']``."""
+    state_dir = opt['path']['training_states']
+    location = _map_location(opt)
+    for iteration in _state_iterations(state_dir):
+        path = osp.join(state_dir, f'{iteration}.state')
+        state = _load_complete_state(path, location) if _networks_complete(opt, iteration) else None
+        if state is not None:
+            return path, state
+        print(f'Skip incomplete checkpoint at iteration {iteration} in {state_dir} (truncated .state or '
+              f'network file; the run was probably killed while saving).', flush=True)
+    return None, None
+
+
+def load_resume_state(opt: dict) -> Optional[dict]:
+    """basicsr.train.load_resume_state looks in ``./experiments`` (the cwd) and loads onto CUDA: use the run's
+    absolute ``training_states`` folder (under root_path), only complete states, and the CPU when there is no GPU."""
+    from basicsr.utils import check_resume
+    if opt['auto_resume']:
+        path, state = find_resume_state(opt)
+        if path is not None:
+            opt['path']['resume_state'] = path
+    else:
+        path = opt['path'].get('resume_state')
+        state = None
+        if path:
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'path.resume_state {path} does not exist (relative paths are taken from '
+                                        f'the current directory {os.getcwd()}).')
+            state = _load_complete_state(path, _map_location(opt))
+            if state is None:
+                raise RuntimeError(f'path.resume_state {path} is truncated (the run was killed while saving it): '
+                                   f'use an older .state, or --auto_resume which skips incomplete ones.')
+    if state is None:
+        return None
+    check_resume(opt, state['iter'])
+    return state
+
+
+def _patch_load_resume_state() -> None:
+    """Route basicsr.train_pipeline's resume through :func:`load_resume_state` (fixes 2, 3 and 9 of docs/compat.md)."""
+    import basicsr.train
+    basicsr.train.load_resume_state = _mark(load_resume_state)
+
+
+def _patch_make_exp_dirs() -> None:
+    """With --auto_resume and no complete state, reuse the existing run folder instead of archiving it."""
+    import basicsr.train
+    from basicsr.utils.dist_util import master_only
+    if _is_patched(basicsr.train.make_exp_dirs):
+        return
+    original = basicsr.train.make_exp_dirs
+
+    @master_only
+    def make_exp_dirs(opt: dict) -> None:
+        root = opt['path'].get('experiments_root')
+        if not (opt.get('is_train') and opt.get('auto_resume') and root and osp.isdir(root)):
+            return original(opt)
+        print(f'--auto_resume: no complete training state in {root}; training starts from iteration 0 '
+              f'in this folder (nothing archived or deleted).', flush=True)
+        for key, path in opt['path'].items():
+            if key in ('models', 'training_states', 'log', 'visualization'):
+                os.makedirs(path, exist_ok=True)
+
+    basicsr.train.make_exp_dirs = _mark(make_exp_dirs)
+
+
+# ---------------------------------------------------------------- distributed
+def _init_dist_pytorch(backend: str = 'nccl', **kwargs: Any) -> None:
+    """basicsr hard-codes nccl + torch.cuda.set_device: use gloo without CUDA, and the LOCAL_RANK device with it."""
+    import torch
+    import torch.distributed as dist
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get('LOCAL_RANK', os.environ['RANK']))
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    elif backend == 'nccl':
+        backend = 'gloo'
+    dist.init_process_group(backend=backend, **kwargs)
+
+
+def _patch_init_dist() -> None:
+    """Replace basicsr.utils.dist_util._init_dist_pytorch (looked up by init_dist at call time)."""
+    import basicsr.utils.dist_util as dist_util
+    dist_util._init_dist_pytorch = _mark(_init_dist_pytorch)
+
+
+def _model_to_device(self: Any, net: Any) -> Any:
+    """BaseModel.model_to_device passes device_ids=[torch.cuda.current_device()] to DDP: omit them on the CPU."""
+    import torch
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+    net = net.to(self.device)
+    if self.opt['dist']:
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        net = DistributedDataParallel(net, device_ids=device_ids,
+                                      find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    elif self.opt['num_gpu'] > 1:
+        net = DataParallel(net)
+    return net
+
+
+def _patch_model_to_device() -> None:
+    """Replace BaseModel.model_to_device (subclasses such as SRModel and NDRModel inherit it)."""
+    from basicsr.models.base_model import BaseModel
+    BaseModel.model_to_device = _mark(_model_to_device)
+
+
+# -------------------------------------------------------------------- options
+def normalize_local_rank_argv(argv: List[str]) -> List[str]:
+    """torch.distributed.launch passes ``--local-rank=N`` but basicsr's argparse only knows ``--local_rank``."""
+    out = []
+    for arg in argv:
+        if arg == '--local-rank' or arg.startswith('--local-rank='):
+            arg = '--local_rank' + arg[len('--local-rank'):]
+        out.append(arg)
+    return out
+
+
+def default_val_options(opt: dict) -> dict:
+    """basicsr's validation reads ``val['suffix']`` (KeyError when absent) and test_pipeline ``val['save_img']``."""
+    if opt.get('val') is None and not opt.get('is_train', True):
+        opt['val'] = {}
+    if opt.get('val') is not None:
+        opt['val'].setdefault('suffix', None)
+        opt['val'].setdefault('save_img', False)
+    return opt
+
+
+def _patch_parse_options() -> None:
+    """Wrap parse_options where train/test pipelines use it: accept --local-rank, default val.suffix/save_img."""
+    import basicsr.test
+    import basicsr.train
+    import basicsr.utils.options as options
+    if _is_patched(options.parse_options):
+        return
+    original = options.parse_options
+
+    @functools.wraps(original)
+    def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
+        sys.argv[:] = normalize_local_rank_argv(sys.argv)
+        opt, args = original(root_path, is_train=is_train)
+        return default_val_options(opt), args
+
+    _mark(parse_options)
+    for module in (options, basicsr.train, basicsr.test):
+        module.parse_options = parse_options
+
+
+# ----------------------------------------------------------------------- lmdb
+def lmdb_map_size(data_path: str, img_path_list: List[str], compress_level: int = 1) -> int:
+    """basicsr sizes the LMDB as 10x the first image's PNG bytes: too small for tiny or mixed-size images."""
+    import cv2
+    page = 4096
+    first = cv2.imread(osp.join(data_path, img_path_list[0]), cv2.IMREAD_UNCHANGED)
+    first_bytes = cv2.imencode('.png', first, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])[1].nbytes
+    total = 0
+    for path in img_path_list:  # a stat per image: files larger than the first one count with their own size
+        nbytes = max(first_bytes, osp.getsize(osp.join(data_path, path)))
+        total += (math.ceil((nbytes + 64) / page) + 1) * page  # overflow pages + a leaf/branch share
+    return 10 * total + 256 * page  # basicsr's safety factor, plus meta and B-tree pages
+
+
+def _patch_make_lmdb() -> None:
+    """Give basicsr.utils.lmdb_util.make_lmdb_from_imgs a map size that fits when the caller gives none."""
+    import basicsr.utils.lmdb_util as lmdb_util
+    if _is_patched(lmdb_util.make_lmdb_from_imgs):
+        return
+    original = lmdb_util.make_lmdb_from_imgs
+
+    @functools.wraps(original)
+    def make_lmdb_from_imgs(data_path, lmdb_path, img_path_list, keys, *args, **kwargs):  # noqa: ANN001
+        if len(args) < 5 and kwargs.get('map_size') is None and img_path_list:  # map_size is the 9th parameter
+            level = args[1] if len(args) > 1 else kwargs.get('compress_level', 1)
+            kwargs['map_size'] = lmdb_map_size(data_path, img_path_list, level)
+        return original(data_path, lmdb_path, img_path_list, keys, *args, **kwargs)
+
+    lmdb_util.make_lmdb_from_imgs = _mark(make_lmdb_from_imgs)
+
+
+def apply_basicsr_fixes() -> None:
+    """Patch basicsr functions that break on this stack; idempotent."""
+    _patch_load_resume_state()
+    _patch_make_exp_dirs()
+    _patch_init_dist()
+    _patch_model_to_device()
+    _patch_parse_options()
+    _patch_make_lmdb()
+
+
 apply_import_fixes()
+apply_basicsr_fixes()

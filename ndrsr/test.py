@@ -1,0 +1,25 @@
+"""Test with BasicSR's pipeline (``python ndrsr/test.py -opt options/test_x.yml``).
+
+Results go to <root>/results/<name>, root being $NDRSR_ROOT if set, else this
+repository; relative paths inside the options resolve against the current directory.
+"""
+from __future__ import annotations
+
+import sys
+from os import path as osp
+
+if __name__ == '__main__':  # run as a script: make the repository importable (see ndrsr/train.py)
+    sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != osp.dirname(osp.abspath(__file__))]
+    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
+
+
+def main() -> None:
+    """BasicSR's test_pipeline with ndrsr registered and patched."""
+    import ndrsr  # noqa: F401  (must precede basicsr.test: compat fixes)
+    from basicsr.test import test_pipeline
+    from ndrsr.train import project_root
+    test_pipeline(project_root())
+
+
+if __name__ == '__main__':
+    main()
