@@ -1,0 +1,173 @@
+"""Layout check: will the datasets of an options file train?
+
+Usage::
+
+    python -m ndrsr.data.check -opt options/train_all_in_one.yml [--no-read]
+
+For every ``MixedDegradationDataset`` source and every ``TaskValidationDataset``
+it prints how many pairs/images it found, every unpaired file, every
+unreadable file (corrupt, truncated, unsupported format, grayscale with
+``gray: error``), size mismatches between lq and gt (accounting for the scale)
+and images smaller than the training crop. Exit status 0 when training would
+run, 1 when it would fail, 2 for unusable options.
+
+It uses the same pairing, reading and size checks as the datasets
+(``parse_source``, ``read_image``, ``check_pair_sizes``), not a second copy.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from .image_io import ImageReadError, read_image
+from .mixed_degradation_dataset import (SOURCE_KEYS, Source, check_pair_sizes, close_file_clients, open_file_clients,
+                                        parse_source)
+from .pairing import DataLayoutError
+
+
+@dataclass
+class SourceCheck:
+    """What the check found for one source."""
+    label: str
+    source: Optional[Source] = None
+    fatal: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    unreadable: List[str] = field(default_factory=list)
+    mismatched: List[str] = field(default_factory=list)
+    too_small: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.fatal or self.unreadable or self.mismatched or self.too_small)
+
+
+def check_source(spec: dict, label: str, scale: int, default_io: Optional[dict], unpaired: str,
+                 crop: Optional[int], small_images: str, gray: str, read: bool) -> SourceCheck:
+    """Check one source (a training source, or a validation dataset's options).
+
+    Args:
+        crop: the training gt_size, or None for whole-image validation.
+    """
+    result = SourceCheck(label)
+    try:
+        src = parse_source(spec, scale, default_io, label, unpaired, report_limit=None)
+        result.warnings.extend(src.unpaired_report)  # unpaired: ignore
+    except DataLayoutError as e:
+        try:  # unpaired files are fatal with unpaired: error; pair the rest to list and read them all
+            src = parse_source({**spec, 'unpaired': 'ignore'}, scale, default_io, label, 'ignore', report_limit=None)
+        except DataLayoutError:
+            result.fatal.extend(str(e).split('\n'))
+            return result
+        result.fatal.extend(src.unpaired_report)
+    result.source = src
+    if not read:
+        return result
+    clients = open_file_clients([src])
+    try:
+        _read_all(src, clients[src.backend], result, crop, small_images, gray)
+    finally:
+        close_file_clients(clients)
+    return result
+
+
+def _read_all(src: Source, client, result: SourceCheck, crop: Optional[int], small_images: str, gray: str) -> None:
+    """Decode every image of ``src``; record unreadable, mismatched and too-small ones in ``result``."""
+    for lq_stem, gt_stem in src.items:
+        try:
+            gt = read_image(client, src.gt.path(gt_stem), src.key('gt'), gray, src.gt.display(gt_stem))
+        except ImageReadError as e:
+            result.unreadable.append(str(e))
+            continue
+        if src.paired:
+            try:
+                lq = read_image(client, src.lq.path(lq_stem), src.key('lq'), gray, src.lq.display(lq_stem))
+            except ImageReadError as e:
+                result.unreadable.append(str(e))
+                continue
+            try:
+                check_pair_sizes(gt, lq, src.pair_scale, src.gt.display(gt_stem), src.lq.display(lq_stem))
+            except DataLayoutError as e:
+                result.mismatched.append(str(e))
+                continue
+            small, name, need = lq, src.lq.display(lq_stem), None if crop is None else crop // src.pair_scale
+        else:
+            small, name, need = gt, src.gt.display(gt_stem), crop
+        if need is not None and min(small.shape[:2]) < need:
+            msg = (f'{name} is {small.shape[0]}x{small.shape[1]}, smaller than the crop {need}x{need}. Remove it, lower '
+                   'gt_size, or set small_images: pad.')
+            (result.too_small if small_images == 'error' else result.warnings).append(msg)
+
+
+def check_options(opt: dict, read: bool = True) -> List[SourceCheck]:
+    """Check every MixedDegradationDataset source and TaskValidationDataset of a (BasicSR) options dict."""
+    results: List[SourceCheck] = []
+    top_scale = opt.get('scale', 1)
+    for key, ds in (opt.get('datasets') or {}).items():
+        if not isinstance(ds, dict):
+            continue
+        scale = int(ds.get('scale', top_scale))
+        gray = ds.get('gray', 'convert')
+        unpaired = ds.get('unpaired', 'error')
+        if ds.get('type') == 'MixedDegradationDataset':
+            sources = ds.get('sources') or []
+            if not sources:
+                results.append(SourceCheck(f'datasets.{key}', fatal=[f'datasets.{key}: sources is empty or missing.']))
+            crop = ds.get('gt_size')
+            if crop is None:
+                results.append(SourceCheck(f'datasets.{key}', fatal=[f'datasets.{key}: gt_size is required.']))
+            for i, spec in enumerate(sources):
+                name = spec.get('name', '?') if isinstance(spec, dict) else '?'
+                results.append(check_source(spec, f"datasets.{key} source {i} '{name}'", scale, ds.get('io_backend'),
+                                            unpaired, crop, ds.get('small_images', 'error'), gray, read))
+        elif ds.get('type') == 'TaskValidationDataset':
+            spec = {k: v for k, v in ds.items() if k in SOURCE_KEYS}
+            spec.setdefault('io_backend', {'type': 'disk'})
+            results.append(check_source(spec, f'datasets.{key}', scale, None, unpaired, None, 'error', gray, read))
+    return results
+
+
+def _print(results: List[SourceCheck], out=sys.stdout) -> Tuple[int, int]:
+    bad = 0
+    for r in results:
+        src = r.source
+        if src is not None:
+            kind = 'paired' if src.paired else f"clean + synthesize {[s.kind for s in src.steps]}"
+            count = f'{len(src.items)} pairs' if src.paired else f'{len(src.items)} images'
+            print(f"{'OK  ' if r.ok else 'FAIL'} {r.label}: task {src.task}, {kind}, {src.backend}, {count}", file=out)
+        else:
+            print(f'FAIL {r.label}', file=out)
+        for title, lines in (('error', r.fatal), ('unreadable', r.unreadable), ('size mismatch', r.mismatched),
+                             ('smaller than crop', r.too_small), ('warning', r.warnings)):
+            for line in lines:
+                print(f'    {title}: {line}', file=out)
+        bad += not r.ok
+    return len(results), bad
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m ndrsr.data.check', description=__doc__.split('\n\n')[0])
+    parser.add_argument('-opt', required=True, help='options YAML')
+    parser.add_argument('--no-read', action='store_true', help='only list and pair files, do not decode images')
+    args = parser.parse_args(argv)
+    import yaml
+    from basicsr.utils.options import ordered_yaml
+    try:
+        with open(args.opt) as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0])
+    except (OSError, yaml.YAMLError) as e:
+        print(f'error: cannot read options {args.opt}: {e}', file=sys.stderr)
+        return 2
+    results = check_options(opt or {}, read=not args.no_read)
+    if not results:
+        print(f'error: {args.opt} has no MixedDegradationDataset or TaskValidationDataset under datasets.',
+              file=sys.stderr)
+        return 2
+    total, bad = _print(results)
+    print(f"\n{total - bad}/{total} sources OK" + ('' if bad == 0 else ' - training would fail, fix the above.'))
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Synthetic degradations: pure functions of (image, parameters, numpy Generator).
+
+All images are float32 ndarrays (H, W, C) in [0, 1] (BasicSR's BGR order; every
+function here is colour-order agnostic). Every random draw comes from the
+``rng`` argument (``numpy.random.Generator``), never from global state, so a
+given seed gives the same result on every run and machine (same numpy version).
+
+The synthesis options (``synthesize: [...]`` of a source) are parsed by
+:func:`parse_synthesis` into :class:`SynthStep` objects and applied in order by
+:func:`apply_synthesis`; ``[noise, down2]`` adds noise then down-scales,
+``[down2, noise]`` gives a noisy low-resolution image.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Union
+
+import cv2
+import numpy as np
+from basicsr.utils.matlab_functions import imresize
+
+NOISE_SIGMAS = (15, 25, 50)
+RAIN_DEFAULTS = dict(density=(0.002, 0.006), length=(10, 30), angle=(-25, 25), intensity=(0.5, 0.9))
+HAZE_DEFAULTS = dict(beta=(0.6, 1.8), airlight=(0.7, 1.0))
+
+
+# --------------------------------------------------------------------------- pure functions
+def add_gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Additive white Gaussian noise, clipped to [0, 1].
+
+    Args:
+        img: (H, W, C) float32 in [0, 1].
+        sigma: standard deviation on the 0..255 scale (15, 25, 50 in the paper).
+        rng: numpy Generator.
+
+    Returns:
+        (H, W, C) float32 in [0, 1]. Not quantised to 8 bits.
+    """
+    noise = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma / 255.)
+    return np.clip(img + noise, 0, 1).astype(np.float32)
+
+
+def bicubic_down(img: np.ndarray, scale: int = 2) -> np.ndarray:
+    """MATLAB-style bicubic down-scaling (``basicsr.utils.matlab_functions.imresize``, antialiased).
+
+    Args:
+        img: (H, W, C) float32 in [0, 1]; H and W must be multiples of ``scale``
+            (crop with ``basicsr.data.transforms.mod_crop`` first).
+        scale: integer factor.
+
+    Returns:
+        (H / scale, W / scale, C) float32, clipped to [0, 1], not rounded.
+    """
+    h, w = img.shape[:2]
+    if h % scale or w % scale:
+        raise ValueError(f'bicubic_down: image {h}x{w} is not a multiple of scale {scale}; mod-crop it first.')
+    out = imresize(np.ascontiguousarray(img, dtype=np.float32), 1 / scale)
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+def bicubic_down_up(img: np.ndarray, scale: int = 2) -> np.ndarray:
+    """Bicubic down by ``scale`` then back up to the input size (MATLAB imresize both ways).
+
+    For same-resolution networks: the SR degradation as a blur. (H, W, C) -> (H, W, C).
+    """
+    small = bicubic_down(img, scale)
+    return np.clip(imresize(small, scale), 0, 1).astype(np.float32)
+
+
+def _line_kernel(length: float, angle: float) -> np.ndarray:
+    """A (k, k) float32 kernel holding an anti-aliased line of ``length`` px, ``angle`` degrees from vertical, max 1."""
+    k = int(math.ceil(length)) | 1
+    kernel = np.zeros((k * 4, k * 4), np.float32)  # drawn 4x larger, then area-downsampled (anti-aliasing)
+    c = k * 2 - 0.5
+    dx, dy = math.sin(math.radians(angle)) * length * 2, math.cos(math.radians(angle)) * length * 2
+    p1 = (int(round((c - dx) * 16)), int(round((c - dy) * 16)))
+    p2 = (int(round((c + dx) * 16)), int(round((c + dy) * 16)))
+    cv2.line(kernel, p1, p2, 1.0, thickness=3, lineType=cv2.LINE_AA, shift=4)
+    kernel = cv2.resize(kernel, (k, k), interpolation=cv2.INTER_AREA)
+    return kernel / max(float(kernel.max()), 1e-6)
+
+
+def rain_layer(h: int, w: int, rng: np.random.Generator, density: float, length: float, angle: float) -> np.ndarray:
+    """Synthetic rain streaks: sparse random drops smeared along one direction.
+
+    Args:
+        h, w: output size.
+        density: fraction of pixels that seed a streak (e.g. 0.004).
+        length: streak length in pixels.
+        angle: streak direction in degrees from vertical.
+
+    Returns:
+        (H, W) float32 in [0, 1] (streak opacity).
+    """
+    drops = (rng.random((h, w), dtype=np.float32) < density).astype(np.float32)
+    drops *= rng.uniform(0.6, 1.0, size=(h, w)).astype(np.float32)
+    streaks = cv2.filter2D(drops, -1, _line_kernel(length, angle), borderType=cv2.BORDER_CONSTANT)
+    return np.clip(streaks, 0, 1)
+
+
+def add_rain(img: np.ndarray, rng: np.random.Generator, density: float, length: float, angle: float,
+             intensity: float) -> np.ndarray:
+    """Blend white rain streaks onto ``img`` (screen blend: ``img + a * s * (1 - img)``).
+
+    Args:
+        img: (H, W, C) float32 in [0, 1].
+        intensity: streak opacity a in [0, 1].
+        density, length, angle: see :func:`rain_layer`.
+
+    Returns:
+        (H, W, C) float32 in [0, 1].
+    """
+    s = rain_layer(img.shape[0], img.shape[1], rng, density, length, angle)[:, :, None] * np.float32(intensity)
+    return np.clip(img + s * (1 - img), 0, 1).astype(np.float32)
+
+
+def depth_proxy(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible relative scene depth for haze synthesis, without a depth network.
+
+    Outdoor photos are usually farther at the top (horizon, sky) than at the
+    bottom (ground), and bright, colourless regions (sky, distant scenery) have
+    a high dark channel (He et al.'s prior) and tend to be far. The proxy mixes
+    a vertical ramp with a random horizon tilt (0.5), the locally-smoothed dark
+    channel (0.3) and a smooth random field (0.2).
+
+    Args:
+        img: (H, W, C) float32 in [0, 1].
+
+    Returns:
+        (H, W) float32 in [0, 1], 1 = far.
+    """
+    h, w = img.shape[:2]
+    y = np.linspace(1, 0, h, dtype=np.float32)[:, None]
+    x = np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :]
+    ramp = np.clip(y + np.float32(rng.uniform(-0.3, 0.3)) * x, 0, 1)
+    k = max(3, (min(h, w) // 8) | 1)
+    dark = cv2.blur(np.ascontiguousarray(img.min(axis=2)), (k, k))
+    field = cv2.resize(rng.random((4, 4), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(0.5 * ramp + 0.3 * dark + 0.2 * field, 0, 1).astype(np.float32)
+
+
+def add_haze(img: np.ndarray, beta: float, airlight: float, depth: np.ndarray) -> np.ndarray:
+    """Atmospheric scattering model ``I = J t + A (1 - t)``, ``t = exp(-beta d)``.
+
+    Args:
+        img: clean J, (H, W, C) float32 in [0, 1].
+        beta: scattering coefficient (for d in [0, 1]; 0.6..1.8 gives t down to ~0.17).
+        airlight: global atmospheric light A in [0, 1] (grey).
+        depth: d, (H, W) float32 in [0, 1] (see :func:`depth_proxy`).
+
+    Returns:
+        (H, W, C) float32 in [0, 1].
+    """
+    t = np.exp(-np.float32(beta) * depth)[:, :, None].astype(np.float32)
+    return np.clip(img * t + np.float32(airlight) * (1 - t), 0, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- options -> steps
+def _draw(value, rng: np.random.Generator) -> float:
+    """A scalar stays; a two-element [lo, hi] is drawn uniformly."""
+    if isinstance(value, (list, tuple)):
+        return float(rng.uniform(value[0], value[1]))
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SynthStep:
+    """One synthesis step parsed from the options.
+
+    Attributes:
+        kind: 'noise', 'rain', 'haze', 'down' or 'downup'.
+        params: noise: sigma (list of choices); rain: density, length, angle,
+            intensity; haze: beta, airlight; down/downup: scale. Ranges are
+            [lo, hi] (uniform), scalars are fixed.
+    """
+    kind: str
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> int:
+        """How much this step shrinks the image (down: its scale, others 1)."""
+        return int(self.params['scale']) if self.kind == 'down' else 1
+
+    @property
+    def task(self) -> str:
+        return 'sr' if self.kind in ('down', 'downup') else self.kind
+
+    def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(H, W, C) float32 in [0, 1] -> degraded (H / scale, W / scale, C)."""
+        p = self.params
+        if self.kind == 'noise':
+            sigmas = p['sigma']
+            sigma = sigmas[int(rng.integers(len(sigmas)))] if len(sigmas) > 1 else sigmas[0]
+            return add_gaussian_noise(img, sigma, rng)
+        if self.kind == 'rain':
+            return add_rain(img, rng, _draw(p['density'], rng), _draw(p['length'], rng), _draw(p['angle'], rng),
+                            _draw(p['intensity'], rng))
+        if self.kind == 'haze':
+            beta, airlight = _draw(p['beta'], rng), _draw(p['airlight'], rng)
+            return add_haze(img, beta, airlight, depth_proxy(img, rng))
+        if self.kind == 'down':
+            return bicubic_down(img, int(p['scale']))
+        if self.kind == 'downup':
+            return bicubic_down_up(img, int(p['scale']))
+        raise ValueError(f'unknown synthesis step {self.kind}')
+
+
+_STEP_KEYS = {
+    'noise': {'sigma'},
+    'rain': set(RAIN_DEFAULTS),
+    'haze': set(HAZE_DEFAULTS),
+    'down': {'scale'},
+    'downup': {'scale'},
+}
+
+
+def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
+    if isinstance(spec, str):
+        m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze)', spec.strip().lower())
+        if m is None:
+            raise ValueError(f"{where}: unknown synthesis step {spec!r}; use noise, noise25 (fixed sigma), rain, haze, "
+                             "down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
+        if m.group(3):
+            spec = {'type': m.group(3)}
+        elif m.group(1) == 'noise':
+            spec = {'type': 'noise'} if m.group(2) is None else {'type': 'noise', 'sigma': int(m.group(2))}
+        else:
+            if m.group(2) is None:
+                raise ValueError(f"{where}: synthesis step {spec!r} needs a scale, e.g. {m.group(1)}2.")
+            spec = {'type': m.group(1), 'scale': int(m.group(2))}
+    if not isinstance(spec, dict) or 'type' not in spec:
+        raise ValueError(f'{where}: synthesis step {spec!r} must be a name (noise, rain, haze, down2) or a dict '
+                         'with a type.')
+    kind = str(spec['type']).lower()
+    if kind not in _STEP_KEYS:
+        raise ValueError(f"{where}: unknown synthesis type {spec['type']!r}; use one of {sorted(_STEP_KEYS)}.")
+    unknown = set(spec) - {'type'} - _STEP_KEYS[kind]
+    if unknown:
+        raise ValueError(f'{where}: synthesis {kind} has unknown keys {sorted(unknown)}; '
+                         f'known: {sorted(_STEP_KEYS[kind])}.')
+    params = {k: v for k, v in spec.items() if k != 'type'}
+    if kind == 'noise':
+        sigma = params.get('sigma', list(NOISE_SIGMAS))
+        params['sigma'] = [float(s) for s in (sigma if isinstance(sigma, (list, tuple)) else [sigma])]
+        if not params['sigma'] or any(s < 0 for s in params['sigma']):
+            raise ValueError(f'{where}: noise sigma must be a non-negative number or a list of them, got {sigma!r}.')
+    elif kind in ('rain', 'haze'):
+        defaults = RAIN_DEFAULTS if kind == 'rain' else HAZE_DEFAULTS
+        for key, default in defaults.items():
+            value = params.get(key, default)
+            if isinstance(value, (list, tuple)) and (len(value) != 2 or value[0] > value[1]):
+                raise ValueError(f'{where}: {kind} {key} must be a number or a range [lo, hi], got {value!r}.')
+            params[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    else:
+        scale = params.get('scale')
+        if not isinstance(scale, int) or scale < 2:
+            raise ValueError(f'{where}: {kind} needs an integer scale >= 2, got {scale!r}.')
+    return SynthStep(kind, params)
+
+
+def parse_synthesis(spec: Union[None, str, dict, Sequence], where: str = 'synthesize') -> List[SynthStep]:
+    """Parse a ``synthesize`` option (a step or a list of steps) into :class:`SynthStep` objects.
+
+    Step names: ``noise`` (sigma drawn from 15/25/50), ``noiseN`` (fixed sigma N),
+    ``rain``, ``haze``, ``downN`` (bicubic N x down), ``downupN`` (down then up);
+    or dicts ``{type: noise, sigma: [15, 25, 50]}``, ``{type: rain, density: [lo, hi],
+    length: .., angle: .., intensity: ..}``, ``{type: haze, beta: .., airlight: ..}``,
+    ``{type: down, scale: 2}``.
+    """
+    if spec is None:
+        return []
+    if isinstance(spec, (str, dict)):
+        spec = [spec]
+    return [_parse_step(s, where) for s in spec]
+
+
+def apply_synthesis(img: np.ndarray, steps: Sequence[SynthStep], rng: np.random.Generator) -> np.ndarray:
+    """Apply ``steps`` in order. (H, W, C) float32 [0, 1] -> (H / s, W / s, C), s = :func:`synthesis_scale`."""
+    for step in steps:
+        img = step.apply(img, rng)
+    return img
+
+
+def synthesis_scale(steps: Sequence[SynthStep]) -> int:
+    """Total down-scaling factor of ``steps``."""
+    return int(np.prod([s.scale for s in steps])) if steps else 1
+
+
+def synthesis_task(steps: Sequence[SynthStep]) -> str:
+    """Default task tag: the steps' tags joined by '+', e.g. 'noise+sr'."""
+    return '+'.join(s.task for s in steps)

@@ -1,0 +1,141 @@
+"""Reading images through BasicSR's FileClient, with errors that name the file and the fix.
+
+Every image the data layer reads goes through :func:`decode_image`, so disk
+folders and LMDBs give bit-identical arrays. The choices, documented in
+``docs/datasets.md``:
+
+* decoded with ``cv2.IMREAD_UNCHANGED`` (what BasicSR's LMDB builders store),
+  so EXIF orientation is ignored on every backend alike;
+* 8-bit images are divided by 255, 16-bit images by 65535 (precision kept,
+  unlike ``basicsr.utils.imfrombytes`` which truncates them to 8 bits);
+  any other sample type (float EXR/TIFF, 32-bit int) is rejected;
+* grayscale images are repeated to 3 channels (``gray: convert``, the default)
+  or rejected (``gray: error``);
+* RGBA / BGRA images: the alpha channel is dropped (not composited);
+* truncated files are detected: PNGs must end with an ``IEND`` chunk, JPEGs
+  with an ``EOI`` marker (OpenCV would otherwise return a silently grey-filled
+  image), and anything OpenCV cannot decode is reported as corrupt.
+
+Output of :func:`decode_image`: float32 ndarray (H, W, 3), BGR, values in [0, 1]
+(BasicSR's convention before ``img2tensor(bgr2rgb=True)``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+GRAY_MODES = ('convert', 'error')
+
+
+class ImageReadError(ValueError):
+    """An image could not be read or is in an unsupported format. The message names the file and the fix."""
+
+
+def _truncation_problem(content: bytes) -> Optional[str]:
+    """Return a description if ``content`` is a PNG/JPEG stream that is cut short, else None."""
+    if content[:8] == b'\x89PNG\r\n\x1a\n':
+        if b'IEND' not in content[-16:]:
+            return 'PNG stream has no IEND chunk (file truncated)'
+    elif content[:2] == b'\xff\xd8':
+        tail = content.rstrip(b'\x00\r\n\t ')
+        if not tail.endswith(b'\xff\xd9'):
+            return 'JPEG stream has no end-of-image marker (file truncated)'
+    return None
+
+
+def decode_image(content: Optional[bytes], name: str, gray: str = 'convert') -> np.ndarray:
+    """Decode image bytes into a float32 BGR array in [0, 1].
+
+    Args:
+        content: encoded image bytes (PNG, JPEG, BMP, TIFF, WebP ...), or None
+            when an LMDB had no value for the key.
+        name: the file path or ``lmdb:key`` used in error messages.
+        gray: 'convert' repeats grayscale images to 3 channels, 'error' rejects them.
+
+    Returns:
+        ndarray (H, W, 3), float32, BGR, in [0, 1].
+
+    Raises:
+        ImageReadError: missing value, corrupt or truncated data, unsupported
+            sample type or channel count, grayscale with ``gray='error'``.
+    """
+    if gray not in GRAY_MODES:
+        raise ValueError(f"gray must be one of {GRAY_MODES}, got {gray!r}")
+    if content is None:
+        raise ImageReadError(f'{name}: no data (the LMDB has no value for this key). '
+                             'Rebuild the LMDB with `python -m ndrsr.data.make_lmdb` or remove the key from '
+                             'its meta_info.txt.')
+    if len(content) == 0:
+        raise ImageReadError(f'{name}: the file is empty. Re-export it or remove it from the folder.')
+    problem = _truncation_problem(content)
+    if problem is not None:
+        raise ImageReadError(f'{name}: {problem}. Re-export or re-download it, or remove it from the folder.')
+    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f'{name}: cannot be decoded (corrupt, truncated or not an image). '
+                             'Re-export or re-download it, or remove it from the folder.')
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.
+    elif img.dtype == np.uint16:
+        img = img.astype(np.float32) / 65535.
+    else:
+        raise ImageReadError(f'{name}: unsupported sample type {img.dtype} (only 8-bit and 16-bit images are '
+                             'supported). Convert it to an 8- or 16-bit PNG.')
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        if gray == 'error':
+            raise ImageReadError(f'{name}: grayscale image, but the dataset has gray: error. '
+                                 'Convert it to colour, remove it, or set gray: convert.')
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[2] == 4:
+        img = np.ascontiguousarray(img[:, :, :3])  # drop alpha (documented: not composited)
+    elif img.shape[2] == 2:  # gray + alpha
+        if gray == 'error':
+            raise ImageReadError(f'{name}: grayscale+alpha image, but the dataset has gray: error. '
+                                 'Convert it to colour, remove it, or set gray: convert.')
+        img = np.repeat(img[:, :, :1], 3, axis=2)
+    elif img.shape[2] != 3:
+        raise ImageReadError(f'{name}: {img.shape[2]} channels are not supported. Convert it to an RGB image.')
+    return img
+
+
+def read_image(file_client, path: str, client_key: str = 'default', gray: str = 'convert',
+               display: Optional[str] = None) -> np.ndarray:
+    """Read one image through a BasicSR ``FileClient`` and decode it with :func:`decode_image`.
+
+    Args:
+        file_client: ``basicsr.utils.FileClient`` ('disk' or 'lmdb').
+        path: file path (disk) or LMDB key (lmdb).
+        client_key: the LMDB client ('lq' or 'gt'); ignored on disk.
+        gray: see :func:`decode_image`.
+        display: how to name the image in errors (default: ``path``), e.g. ``"/x/gt.lmdb key 'a'"``.
+
+    Returns:
+        ndarray (H, W, 3), float32, BGR, in [0, 1].
+    """
+    name = display or path
+    if file_client.backend == 'lmdb':
+        try:
+            content = file_client.get(path, client_key)
+        except UnicodeEncodeError:
+            raise ImageReadError(f'{name}: LMDB keys must be ASCII. Rename the file and rebuild the LMDB.') from None
+    else:
+        try:
+            content = file_client.get(path)
+        except FileNotFoundError:
+            raise ImageReadError(f'{name}: file not found (moved or deleted after the dataset was indexed?). '
+                                 'Restore it or re-run `python -m ndrsr.data.check -opt OPTIONS.yml`.') from None
+        except IsADirectoryError:
+            raise ImageReadError(f'{name}: is a folder, not an image. Move it out of the data folder.') from None
+    return decode_image(content, name, gray)
+
+
+def image_shape(content: bytes) -> tuple:
+    """(H, W, C) of encoded image bytes as stored (C = 1 for grayscale); decodes the image."""
+    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError('cannot decode image bytes')
+    return (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
