@@ -232,8 +232,12 @@ def _patch_parse_options() -> None:
 
     @functools.wraps(original)
     def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
-        sys.argv[:] = normalize_local_rank_argv(sys.argv)
-        opt, args = original(root_path, is_train=is_train)
+        argv = sys.argv
+        sys.argv = normalize_local_rank_argv(argv)  # only while parsing: the copied yml records the real command
+        try:
+            opt, args = original(root_path, is_train=is_train)
+        finally:
+            sys.argv = argv
         return default_val_options(opt), args
 
     _mark(parse_options)
