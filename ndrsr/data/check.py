@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from .image_io import ImageReadError, read_image
-from .mixed_degradation_dataset import (SOURCE_KEYS, Source, check_pair_sizes, close_file_clients, open_file_clients,
-                                        parse_source)
+from .mixed_degradation_dataset import SOURCE_KEYS, Source, check_pair_sizes, open_file_clients, parse_source
 from .pairing import DataLayoutError
 
 
@@ -64,11 +63,7 @@ def check_source(spec: dict, label: str, scale: int, default_io: Optional[dict],
     result.source = src
     if not read:
         return result
-    clients = open_file_clients([src])
-    try:
-        _read_all(src, clients[src.backend], result, crop, small_images, gray)
-    finally:
-        close_file_clients(clients)
+    _read_all(src, open_file_clients([src])[src.backend], result, crop, small_images, gray)
     return result
 
 
@@ -128,7 +123,8 @@ def check_options(opt: dict, read: bool = True) -> List[SourceCheck]:
     return results
 
 
-def _print(results: List[SourceCheck], out=sys.stdout) -> Tuple[int, int]:
+def _print(results: List[SourceCheck], out=None) -> Tuple[int, int]:
+    out = out or sys.stdout
     bad = 0
     for r in results:
         src = r.source

@@ -95,6 +95,8 @@ def rain_layer(h: int, w: int, rng: np.random.Generator, density: float, length:
         (H, W) float32 in [0, 1] (streak opacity).
     """
     drops = (rng.random((h, w), dtype=np.float32) < density).astype(np.float32)
+    if not drops.any():  # small crops: never a 'rain' sample without rain
+        drops[rng.integers(h), rng.integers(w)] = 1
     drops *= rng.uniform(0.6, 1.0, size=(h, w)).astype(np.float32)
     streaks = cv2.filter2D(drops, -1, _line_kernel(length, angle), borderType=cv2.BORDER_CONSTANT)
     return np.clip(streaks, 0, 1)

@@ -21,12 +21,14 @@ Output of :func:`decode_image`: float32 ndarray (H, W, 3), BGR, values in [0, 1]
 """
 from __future__ import annotations
 
-from typing import Optional
+from os import path as osp
+from typing import Any, Dict, Optional, Set
 
 import cv2
 import numpy as np
 
 GRAY_MODES = ('convert', 'error')
+_LMDB_ENVS: Dict[str, Any] = {}
 
 
 class ImageReadError(ValueError):
@@ -139,3 +141,36 @@ def image_shape(content: bytes) -> tuple:
     if img is None:
         raise ImageReadError('cannot decode image bytes')
     return (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
+
+
+def lmdb_env(path: str, **kwargs) -> Any:
+    """The process-wide read-only ``lmdb.Environment`` of an LMDB, opened on first use.
+
+    py-lmdb refuses to open one LMDB twice in a process, and its registry of open
+    LMDBs survives ``fork``; so every FileClient of the data layer shares one
+    environment per path (two sources, or a training and a validation set, may
+    read the same LMDB), and a DataLoader worker forked after the parent opened
+    one reuses it (read-only, ``lock=False``: no lock table is shared).
+    ``kwargs`` override BasicSR's defaults ``readonly=True, lock=False, readahead=False``.
+    """
+    key = osp.realpath(path)
+    env = _LMDB_ENVS.get(key)
+    if env is None:
+        import lmdb
+        opts = dict(readonly=True, lock=False, readahead=False)
+        opts.update(kwargs)
+        env = _LMDB_ENVS[key] = lmdb.open(path, **opts)
+    return env
+
+
+def stored_lmdb_keys(path: str) -> Set[str]:
+    """All keys stored in an LMDB (without leaving it open unless it already was)."""
+    import lmdb
+    shared = _LMDB_ENVS.get(osp.realpath(path))
+    env = shared if shared is not None else lmdb.open(path, readonly=True, lock=False, readahead=False)
+    try:
+        with env.begin(write=False) as txn:
+            return {k.decode('ascii', 'replace') for k in txn.cursor().iternext(keys=True, values=False)}
+    finally:
+        if shared is None:
+            env.close()

@@ -35,7 +35,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from .degradations import SynthStep, apply_synthesis, parse_synthesis, synthesis_scale, synthesis_task
-from .image_io import GRAY_MODES, read_image
+from .image_io import GRAY_MODES, lmdb_env, read_image
 from .pairing import (DataLayoutError, Listing, PairingRule, filter_by_meta_info, list_images, make_rule,
                       pair_listings, pairing_errors)
 
@@ -86,14 +86,15 @@ class Source:
 def open_file_clients(sources: Sequence[Source]) -> Dict[str, FileClient]:
     """BasicSR FileClients for ``sources``: {'disk': ..., 'lmdb': ...} as needed.
 
-    One LMDB FileClient holds every LMDB of every source, with client_keys equal
-    to the LMDB paths, because an LMDB can be opened only once per process and
-    two sources may share one (e.g. paired haze and clean-only synthesis from the
-    same gt LMDB). Create them in the worker (lazily), not before forking.
+    One LMDB FileClient serves every LMDB of the sources, with client_keys equal
+    to the LMDB paths; its environments are the process-wide shared ones of
+    :func:`ndrsr.data.image_io.lmdb_env`, because py-lmdb opens an LMDB only once
+    per process and sources (or a training and a validation set) may share one.
+    Call it lazily in the worker, as BasicSR does.
     """
     clients: Dict[str, FileClient] = {}
-    roots: List[str] = []
     kwargs: Dict = {}
+    roots: List[str] = []
     for src in sources:
         if src.backend == 'disk':
             clients.setdefault('disk', FileClient('disk'))
@@ -106,17 +107,12 @@ def open_file_clients(sources: Sequence[Source]) -> Dict[str, FileClient]:
                 raise DataLayoutError(f"source '{src.name}': io_backend {k}={v!r} conflicts with {kwargs[k]!r} of "
                                       'another LMDB source; use the same LMDB options for all sources.')
     if roots:
-        clients['lmdb'] = FileClient('lmdb', db_paths=roots, client_keys=roots, **kwargs)
+        client = FileClient('lmdb', db_paths=[], client_keys=[])
+        for root in roots:
+            client.client.db_paths.append(root)
+            client.client._client[root] = lmdb_env(root, **kwargs)
+        clients['lmdb'] = client
     return clients
-
-
-def close_file_clients(clients: Dict[str, FileClient]) -> None:
-    """Close the LMDB environments of :func:`open_file_clients` (so the LMDBs can be opened again)."""
-    lmdb_client = clients.get('lmdb')
-    if lmdb_client is not None:
-        for env in lmdb_client.client._client.values():
-            env.close()
-    clients.clear()
 
 
 def _option(value, allowed, key: str, where: str):

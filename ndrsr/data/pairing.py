@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from os import path as osp
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
+from .image_io import stored_lmdb_keys
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 
 
@@ -210,13 +212,7 @@ def list_lmdb(lmdb_path: str, option: str = 'dataroot', where: str = 'dataset', 
     if not names:
         raise DataLayoutError(f'{where}: {meta} lists no images. Rebuild the LMDB.')
     if verify:
-        import lmdb
-        env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
-        try:
-            with env.begin(write=False) as txn:
-                stored = {k.decode('ascii', 'replace') for k in txn.cursor().iternext(keys=True, values=False)}
-        finally:
-            env.close()
+        stored = stored_lmdb_keys(lmdb_path)
         missing = [k for k in names if k not in stored]
         if missing:
             more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
