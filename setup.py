@@ -23,6 +23,6 @@ setup(
         'tqdm',
     ],
     extras_require={'test': ['pytest', 'pytest-timeout']},
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': ['ndrsr-restore=ndrsr.restore:main', 'ndrsr-degrade=ndrsr.degrade:main', 'ndrsr-eval=ndrsr.evaluate:main']},
     zip_safe=False,
 )
