@@ -437,7 +437,8 @@ def test_bad_images_raise_errors_naming_file_and_fix(tmp_path):
         samples(build_dataset(train_opt([dict(name='o', dataroot_gt=str(odd), synthesize=['noise'])], gray='error')))
     # smaller than gt_size: error naming the file and the options, or padded on request
     small = make_clean(tmp_path / 'small', n=1, h=20, w=44)
-    with pytest.raises(DataLayoutError, match=r'photo0\.png is 20x44, smaller than the gt crop 32x32.*small_images: pad'):
+    with pytest.raises(DataLayoutError,
+                       match=r'photo0\.png is 20x44, smaller than the gt crop 32x32.*small_images: pad'):
         first_sample([dict(name='s', dataroot_gt=small, synthesize=['noise'])])
     s = first_sample([dict(name='s', dataroot_gt=small, synthesize=['noise'])], small_images='pad')
     assert s['gt'].shape == (3, 32, 32)

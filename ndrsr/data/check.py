@@ -90,8 +90,8 @@ def _read_all(src: Source, client, result: SourceCheck, crop: Optional[int], sma
         else:
             small, name, need = gt, src.gt.display(gt_stem), crop
         if need is not None and min(small.shape[:2]) < need:
-            msg = (f'{name} is {small.shape[0]}x{small.shape[1]}, smaller than the crop {need}x{need}. Remove it, lower '
-                   'gt_size, or set small_images: pad.')
+            msg = (f'{name} is {small.shape[0]}x{small.shape[1]}, smaller than the crop {need}x{need}. '
+                   'Remove it, lower gt_size, or set small_images: pad.')
             (result.too_small if small_images == 'error' else result.warnings).append(msg)
 
 

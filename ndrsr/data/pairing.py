@@ -84,7 +84,8 @@ def make_rule(spec: Union[None, str, dict]) -> PairingRule:
         if set(spec) == {'filename_tmpl'}:
             tmpl = spec['filename_tmpl']
             if tmpl.count('{}') != 1:
-                raise DataLayoutError(f"pairing filename_tmpl {tmpl!r} must contain '{{}}' exactly once, e.g. '{{}}x2'.")
+                raise DataLayoutError(f"pairing filename_tmpl {tmpl!r} must contain '{{}}' exactly once, "
+                                      "e.g. '{}x2'.")
             before, after = tmpl.split('{}')
             return PairingRule(f'filename_tmpl {tmpl}', re.compile(re.escape(before) + '(?P<name>.+)' +
                                                                    re.escape(after)), '{name}')
