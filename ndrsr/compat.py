@@ -74,7 +74,8 @@ def _networks_complete(opt: dict, iteration: int) -> bool:
     for network in (k for k in opt if k.startswith('network_') and k not in ignored):
         label = 'net_' + network[len('network_'):]
         path = osp.join(models, f'{label}_{iteration}.pth')
-        saved_any = osp.isdir(models) and any(n.startswith(label + '_') and n.endswith('.pth') for n in os.listdir(models))
+        saved_any = osp.isdir(models) and any(n.startswith(f'{label}_') and n.endswith('.pth')
+                                              for n in os.listdir(models))
         if not saved_any:  # this network is never saved by the model (e.g. NDRModel restore_only): nothing to check
             continue
         if not (osp.isfile(path) and zipfile.is_zipfile(path)):

@@ -4,7 +4,6 @@ The multi-process fixes (gloo init_dist, DDP without device_ids, --local-rank fr
 torch.distributed.launch, auto-resume after SIGKILL) are in tests/test_pipelines.py.
 """
 import os
-import shutil
 import sys
 from os import path as osp
 
