@@ -28,7 +28,7 @@ import numpy as np
 
 GT_COLUMNS = ('psnr_rgb', 'ssim_rgb', 'psnr_y', 'ssim_y')
 NIQE_COLUMNS = ('niqe',)
-NIQE_MIN_SIZE = 96  # BasicSR's NIQE works on 96x96 blocks
+NIQE_BLOCK = 96  # BasicSR's NIQE fits a Gaussian to the features of 96x96 blocks: needs two or more
 
 
 def _bgr255(path: str) -> np.ndarray:
@@ -49,10 +49,10 @@ def score_pair(restored: np.ndarray, gt: np.ndarray, crop_border: int = 0) -> Di
 def score_niqe(restored: np.ndarray, crop_border: int = 0) -> Dict[str, float]:
     """BasicSR's NIQE of a BGR [0, 255] array (lower is better)."""
     from basicsr.metrics import calculate_niqe
-    h, w = restored.shape[:2]
-    if min(h, w) - 2 * crop_border < NIQE_MIN_SIZE:
-        raise ValueError(f'NIQE needs images of at least {NIQE_MIN_SIZE}x{NIQE_MIN_SIZE} pixels (after --crop-border), '
-                         f'this one is {w}x{h}')
+    h, w = restored.shape[0] - 2 * crop_border, restored.shape[1] - 2 * crop_border
+    if (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < 2:
+        raise ValueError(f'NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks (e.g. {NIQE_BLOCK}x'
+                         f'{2 * NIQE_BLOCK} pixels, after --crop-border); this image is {w}x{h}')
     return dict(niqe=float(calculate_niqe(restored, crop_border, input_order='HWC', convert_to='y')))
 
 

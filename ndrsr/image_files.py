@@ -8,8 +8,9 @@ Real-ESRGAN's inference script does:
   back at the same depth (other sample types are refused with a clear error);
 * the alpha channel is kept aside untouched and written back as it was
   (resized with the image, bilinear, when the network up-scales);
-* grayscale (and gray + alpha) images are repeated to 3 channels for the
-  network and written back as grayscale (BT.601 luma of the restored RGB);
+* grayscale images are repeated to 3 channels for the network and written
+  back as grayscale (BT.601 luma of the restored RGB). OpenCV decodes a
+  gray + alpha PNG as BGRA, so those come back as RGBA (gray colours);
 * truncated PNG/JPEG files are detected (same check as the data layer).
 
 Paths are read with ``np.fromfile`` / written with ``tofile`` so that non-ASCII
@@ -127,6 +128,8 @@ def to_file_array(rgb: np.ndarray, bit_depth: int, gray: bool = False, alpha: Op
     else:
         color = rgb[:, :, ::-1]
     out = np.round(color * peak).astype(dtype)
+    if alpha is not None and gray:  # OpenCV cannot write gray + alpha: write the gray as BGR + alpha
+        out = np.repeat(out, 3, axis=2)
     if alpha is not None:
         if alpha.shape[:2] != out.shape[:2]:
             alpha = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR)

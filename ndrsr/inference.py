@@ -19,8 +19,9 @@ Tiling (:func:`tile_forward`, :func:`tile_recognise`, :func:`tile_degrade`)
     The image is reflect-padded to a multiple of 8 exactly as the network pads
     it, cut into ``tile`` x ``tile`` tiles (multiples of 8) that overlap by
     ``overlap`` pixels, each tile is run on the device, and the results are
-    blended on the CPU with raised-cosine ramps across the overlaps (a
-    partition of unity: weights sum to 1 where two tiles meet). Memory is
+    blended on the CPU: in each overlap the outer quarter next to a tile's
+    border is discarded and the middle half is cross-faded with raised-cosine
+    ramps (a partition of unity; see :func:`ramp_window`). Memory is
     bounded by the tile size; the full-size output lives in CPU memory.
     NDR-Restore has global operations (transposed attention over all pixels,
     the CP modulation's pooling), so tiled output is close to, not equal to,
@@ -391,20 +392,27 @@ def tile_starts(size: int, tile: int, overlap: int) -> List[int]:
     return starts
 
 
-def ramp_window(length: int, ramp: int, left: bool, right: bool) -> torch.Tensor:
-    """1-D blending weights (length,): 1 inside, raised-cosine ramps of ``ramp`` pixels on the given sides.
+def ramp_window(length: int, overlap: int, left: bool, right: bool) -> torch.Tensor:
+    """1-D blending weights (length,) of a tile whose neighbours overlap it by ``overlap`` on the given sides.
 
-    The ramp values are 0.5 - 0.5 cos(pi (i + 0.5) / ramp), i = 0..ramp-1:
-    strictly positive, and a ramp up plus the mirrored ramp down sum to 1.
+    On such a side the first ``overlap // 4`` pixels get weight 0 (the tile's
+    own border, computed with the least context: with no global operations
+    the result is exact when the receptive radius is at most this margin),
+    then a raised-cosine ramp 0.5 - 0.5 cos(pi (i + 0.5) / r) over the middle
+    r = overlap - 2 * margin pixels, then 1. Two neighbours overlapping by
+    exactly ``overlap`` get weights summing to 1 everywhere.
     """
     w = torch.ones(length)
-    ramp = min(ramp, length // 2)
-    if ramp > 0:
-        up = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(ramp) + 0.5) / ramp)
-        if left:
-            w[:ramp] = up
-        if right:
-            w[length - ramp:] = up.flip(0)
+    overlap = min(overlap, length // 2)
+    if overlap <= 0:
+        return w
+    margin = overlap // 4
+    ramp = overlap - 2 * margin
+    up = torch.cat([torch.zeros(margin), 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(ramp) + 0.5) / ramp)])
+    if left:
+        w[:up.numel()] = up
+    if right:
+        w[length - up.numel():] = up.flip(0)
     return w
 
 
@@ -429,9 +437,9 @@ class TileGrid:
 
     def window(self, box: Tuple[int, int, int, int], scale: float = 1.0) -> torch.Tensor:
         y0, y1, x0, x1 = box
-        ramp = max(1, int(round(self.overlap * scale)))
-        wy = ramp_window(int(round((y1 - y0) * scale)), ramp, y0 > 0, y1 < self.height)
-        wx = ramp_window(int(round((x1 - x0) * scale)), ramp, x0 > 0, x1 < self.width)
+        overlap = int(round(self.overlap * scale))
+        wy = ramp_window(int(round((y1 - y0) * scale)), overlap, y0 > 0, y1 < self.height)
+        wx = ramp_window(int(round((x1 - x0) * scale)), overlap, x0 > 0, x1 < self.width)
         return (wy[:, None] * wx[None, :])[None, None]
 
 
@@ -465,7 +473,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.d
     """The tiling of an (H, W) image: ``tile`` > 0 fixed size, 0 = auto (see ``AUTO_WHOLE_PIXELS``).
 
     ``tile`` is rounded up and ``overlap`` to the nearest multiple of 8;
-    overlap is limited to tile / 4 so that tiles advance. A tile at least as
+    overlap is limited to tile / 2 so that tiles advance. A tile at least as
     large as the image means one whole-image tile.
     """
     hp, wp = -(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE
@@ -475,7 +483,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.d
         dev = torch.device(device).type
         tile = max(hp, wp) if hp * wp <= AUTO_WHOLE_PIXELS.get(dev, AUTO_WHOLE_PIXELS['cpu']) else DEFAULT_TILE
     tile = -(-tile // STRIDE) * STRIDE
-    overlap = min(int(round(overlap / STRIDE)) * STRIDE, (tile // 4) // STRIDE * STRIDE)
+    overlap = min(int(round(overlap / STRIDE)) * STRIDE, (tile // 2) // STRIDE * STRIDE)
     return TileGrid(hp, wp, tile, overlap)
 
 

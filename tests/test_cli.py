@@ -1,0 +1,147 @@
+"""The console scripts ndrsr-restore, ndrsr-degrade and ndrsr-eval, run as a user runs them.
+
+Real files in tmp_path, tiny random networks, real subprocesses of the
+installed console scripts (``pip install -e .`` puts them next to python).
+"""
+import hashlib
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_DEGRAD, SMALL_RESTORE
+
+from ndrsr.archs import NDRDegrad, NDRRestore
+from ndrsr.restore import main as restore_main
+
+BIN = os.path.dirname(sys.executable)
+
+
+def script(name: str) -> str:
+    path = os.path.join(BIN, name)
+    if not os.path.isfile(path):
+        pytest.fail(f'console script {name} is not installed next to {sys.executable}; '
+                    f'run `{sys.executable} -m pip install --no-build-isolation --no-deps -e .`')
+    return path
+
+
+def run(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS='2', CUDA_VISIBLE_DEVICES='')
+    return subprocess.run([script(name), *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def digest(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory):
+    """net_g.pth / net_degrad.pth (BasicSR checkpoints, random tiny networks) in one folder."""
+    folder = tmp_path_factory.mktemp('weights')
+    torch.manual_seed(0)
+    torch.save({'params': NDRRestore(**SMALL_RESTORE).state_dict()}, folder / 'net_g.pth')
+    torch.save({'params': NDRDegrad(**SMALL_DEGRAD).state_dict()}, folder / 'net_degrad.pth')
+    return folder
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder with an 8-bit RGB JPEG, a 16-bit RGBA PNG, a gray PNG (odd sizes) and a truncated PNG."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'rgb.jpg'), rng.integers(0, 256, (37, 45, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / 'deep.png'), rng.integers(0, 65536, (30, 41, 4), dtype=np.uint16))
+    cv2.imwrite(str(folder / 'gray.png'), rng.integers(0, 256, (26, 19), dtype=np.uint8))
+    (folder / 'broken.png').write_bytes((folder / 'gray.png').read_bytes()[:50])
+    return folder
+
+
+def test_restore_folder_keeps_depth_alpha_gray_and_skips_a_broken_file(tmp_path, weights, photos):
+    before = digest(photos)
+    out = tmp_path / 'out'
+    res = run('ndrsr-restore', str(photos), '-o', str(out), '--weights', str(weights / 'net_g.pth'), '--save-maps',
+              '--tile', '16', '--tile-overlap', '8')
+    assert res.returncode == 1, res.stderr
+    assert 'broken.png' in res.stderr and 'truncated' in res.stderr and '1 image(s) FAILED' in res.stderr
+    assert 'restored 3/4 images' in res.stdout
+    assert digest(photos) == before  # inputs untouched
+    rgb = cv2.imread(str(out / 'rgb.jpg'), cv2.IMREAD_UNCHANGED)
+    assert rgb.shape == (37, 45, 3) and rgb.dtype == np.uint8
+    deep = cv2.imread(str(out / 'deep.png'), cv2.IMREAD_UNCHANGED)
+    src = cv2.imread(str(photos / 'deep.png'), cv2.IMREAD_UNCHANGED)
+    assert deep.shape == (30, 41, 4) and deep.dtype == np.uint16
+    assert np.array_equal(deep[:, :, 3], src[:, :, 3])  # alpha passed through exactly
+    assert len(np.unique(deep[:, :, :3])) > 256  # really 16-bit data, not 8-bit scaled up
+    gray = cv2.imread(str(out / 'gray.png'), cv2.IMREAD_UNCHANGED)
+    assert gray.shape == (26, 19) and gray.dtype == np.uint8
+    assert not (out / 'broken.png').exists()
+    for stem, (h, w) in (('rgb', (37, 45)), ('deep', (30, 41)), ('gray', (26, 19))):
+        assert cv2.imread(str(out / f'{stem}_maps' / 'L1_atom.png')).shape == (h, w, 3)
+        assert cv2.imread(str(out / f'{stem}_maps' / 'L3_U.png')).shape == (-(-h // 4), -(-w // 4), 3)
+        assert (out / f'{stem}_maps' / 'summary.png').is_file()
+
+
+def test_restore_refuses_to_write_into_the_input_folder(weights, photos):
+    before = digest(photos)
+    res = run('ndrsr-restore', str(photos / 'rgb.jpg'), '-o', str(photos), '-w', str(weights / 'net_g.pth'))
+    assert res.returncode == 2
+    assert 'output folder' in res.stderr and 'Choose another' in res.stderr
+    assert digest(photos) == before
+
+
+def test_restore_usage_errors_name_the_problem(tmp_path, weights, photos, capsys):
+    assert restore_main([str(tmp_path / 'nothing-*.png'), '-o', str(tmp_path / 'o'), '-w',
+                         str(weights / 'net_g.pth'), '-q']) == 2
+    assert 'matches no image' in capsys.readouterr().err
+    cv2.imwrite(str(photos / 'rgb.png'), np.zeros((8, 8, 3), np.uint8))  # rgb.jpg and rgb.png -> same output
+    assert restore_main([str(photos), '-o', str(tmp_path / 'o'), '-w', str(weights / 'net_g.pth'), '-q']) == 2
+    assert 'would both be written' in capsys.readouterr().err
+    assert restore_main([str(photos / 'gray.png'), '-o', str(tmp_path / 'o'), '-w',
+                         str(weights / 'net_degrad.pth'), '-q']) == 2
+    assert 'NDR-Degrad weights' in capsys.readouterr().err
+
+
+def test_restore_tiled_cli_matches_whole_image_with_released_weights(tmp_path, reference):
+    """The released checkpoint (converted on the fly) through the CLI, tiled and whole."""
+    released = tmp_path / 'released.pth'
+    torch.save(reference['state_dict'], released)
+    img = (reference['lq'][0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)
+    big = cv2.resize(img, (133, 90), interpolation=cv2.INTER_CUBIC)
+    (tmp_path / 'in').mkdir()
+    cv2.imwrite(str(tmp_path / 'in' / 'x.png'), big)
+    for name, tile in (('whole', '0'), ('tiled', '64')):
+        assert restore_main([str(tmp_path / 'in'), '-o', str(tmp_path / name), '-w', str(released), '--tile', tile,
+                             '--tile-overlap', '16', '-q']) == 0
+    whole = cv2.imread(str(tmp_path / 'whole' / 'x.png')).astype(np.float64)
+    tiled = cv2.imread(str(tmp_path / 'tiled' / 'x.png')).astype(np.float64)
+    mse = ((whole - tiled) ** 2).mean()
+    assert mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50
+
+
+def test_degrade_like_and_eval(tmp_path, weights, photos):
+    out = tmp_path / 'degraded'
+    res = run('ndrsr-degrade', '--like', str(photos / 'rgb.jpg'), str(photos / 'gray.png'), str(photos / 'deep.png'),
+              '-o', str(out), '-w', str(weights / 'net_g.pth'), '--fit', 'mirror')
+    assert res.returncode == 0, res.stderr
+    gray = cv2.imread(str(out / 'gray_like_rgb.png'), cv2.IMREAD_UNCHANGED)
+    assert gray.shape == (26, 19) and gray.dtype == np.uint8
+    deep = cv2.imread(str(out / 'deep_like_rgb.png'), cv2.IMREAD_UNCHANGED)
+    assert deep.shape == (30, 41, 4) and deep.dtype == np.uint16
+
+    # ndrsr-eval: the degraded images against their clean sources (renamed to the same stems)
+    gt = tmp_path / 'gt'
+    gt.mkdir()
+    for stem in ('gray', 'deep'):
+        (gt / f'{stem}_like_rgb.png').write_bytes((photos / f'{stem}.png').read_bytes())
+    res = run('ndrsr-eval', str(out), '--gt', str(gt), '--csv', str(tmp_path / 'm.csv'), '--md', str(tmp_path / 'm.md'))
+    assert res.returncode == 0, res.stderr
+    csv_lines = (tmp_path / 'm.csv').read_text().splitlines()
+    assert csv_lines[0] == 'name,psnr_rgb,ssim_rgb,psnr_y,ssim_y' and csv_lines[-1].startswith('mean,')
+    assert len(csv_lines) == 4
+    assert '| deep_like_rgb.png |' in (tmp_path / 'm.md').read_text()
+    values = [float(v) for v in csv_lines[-1].split(',')[1:]]
+    assert all(np.isfinite(values)) and 0 < values[0] < 60
