@@ -159,3 +159,15 @@ def test_missing_degradation_network_is_explained(tmp_path):
     opt['network_degrad'] = None
     with pytest.raises(ValueError, match='network_degrad'):
         build_model(opt)
+
+
+def test_partial_checkpoints_from_a_killed_save_are_cleared(tmp_path):
+    """A SIGKILL during atomic_torch_save leaves only `<name>.tmp-<pid>`; the next run removes it."""
+    make(tmp_path, 'joint').save(0, 3)
+    (tmp_path / 'net_g_6.pth.tmp-4242').write_bytes(b'partial')
+    (tmp_path / '6.state.tmp-4242').write_bytes(b'partial')
+    (tmp_path / 'notes.tmp-1.txt').write_text('user file')
+    make(tmp_path, 'joint')
+    names = set(os.listdir(tmp_path))
+    assert 'net_g_6.pth.tmp-4242' not in names and '6.state.tmp-4242' not in names
+    assert {'net_g_3.pth', 'net_degrad_3.pth', '3.state', 'notes.tmp-1.txt'} <= names

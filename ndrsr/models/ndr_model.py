@@ -46,6 +46,8 @@ A non-finite loss stops training before any parameter or checkpoint changes.
 """
 from __future__ import annotations
 
+import os
+import re
 from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
@@ -85,6 +87,8 @@ class NDRModel(SRModel):
             # (0.45 s -> 10 s); flushing them to zero changes no result above 1e-38 (BENCHMARKS.md).
             torch.set_flush_denormal(True)
         super().__init__(opt)  # builds, wraps and loads net_g; calls init_training_settings when training
+        if self.is_train:
+            self._remove_partial_checkpoints()
 
     # ------------------------------------------------------------------ set-up
     def init_training_settings(self):
@@ -212,6 +216,17 @@ class NDRModel(SRModel):
         raise FloatingPointError(msg)
 
     # ------------------------------------------------------------ checkpoints
+    @master_only
+    def _remove_partial_checkpoints(self):
+        """Delete ``*.tmp-<pid>`` files left by a run killed while saving (never complete checkpoints)."""
+        for key in ('models', 'training_states'):
+            folder = self.opt['path'].get(key)
+            if folder and osp.isdir(folder):
+                for name in os.listdir(folder):
+                    if re.search(r'\.(pth|state)\.tmp-\d+$', name):
+                        os.remove(osp.join(folder, name))
+                        get_root_logger().info(f'removed partial checkpoint {name} left by an interrupted save')
+
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
         """BasicSR's save_network, written atomically (never a truncated checkpoint)."""
