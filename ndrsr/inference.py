@@ -49,8 +49,12 @@ from ndrsr.archs.padding import pad_to_multiple
 STRIDE = 8  # NDR-Restore / NDR-Degrad pad their input to a multiple of 8
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
-# --tile 0 (auto): whole image when its padded area is at most this many pixels, else DEFAULT_TILE tiles.
-AUTO_WHOLE_PIXELS = {'cpu': 1024 * 1024, 'cuda': 2048 * 2048}
+# --tile 0 (auto): the whole image when it fits, else DEFAULT_TILE tiles. On the CPU "fits" means at most
+# CPU_WHOLE_PIXELS padded pixels: the released-size network needs about 7 KB per pixel in float32
+# (bench/bench_restore.py: a 512x512 tile peaks 1.8 GB above the baseline), so 768x512 stays near 4 GB in all.
+# On CUDA: BYTES_PER_PIXEL (halved in fp16/bf16) times the pixels must be under half the free memory.
+CPU_WHOLE_PIXELS = 768 * 512
+BYTES_PER_PIXEL = 7 * 1024
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 
 RELEASED_PREFIXES = ('restoration_net.', 'degradation_net.', 'module.restoration_net.', 'module.degradation_net.')
@@ -469,8 +473,18 @@ class BlendAccumulator:
         return self.total / self.weight
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.device | str = 'cpu') -> TileGrid:
-    """The tiling of an (H, W) image: ``tile`` > 0 fixed size, 0 = auto (see ``AUTO_WHOLE_PIXELS``).
+def fits_whole(pixels: int, device: torch.device, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether --tile 0 (auto) runs an image of ``pixels`` padded pixels in one piece on ``device``."""
+    if device.type == 'cuda':
+        free, _ = torch.cuda.mem_get_info(device)
+        per_pixel = BYTES_PER_PIXEL // (1 if dtype == torch.float32 else 2)
+        return pixels * per_pixel <= free // 2
+    return pixels <= CPU_WHOLE_PIXELS
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.device | str = 'cpu',
+               dtype: torch.dtype = torch.float32) -> TileGrid:
+    """The tiling of an (H, W) image: ``tile`` > 0 fixed size, 0 = auto (see :func:`fits_whole`).
 
     ``tile`` is rounded up and ``overlap`` to the nearest multiple of 8;
     overlap is limited to tile / 2 so that tiles advance. A tile at least as
@@ -480,8 +494,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.d
     if tile < 0 or overlap < 0:
         raise ValueError(f'tile and overlap must be >= 0, got tile={tile}, overlap={overlap}')
     if tile == 0:
-        dev = torch.device(device).type
-        tile = max(hp, wp) if hp * wp <= AUTO_WHOLE_PIXELS.get(dev, AUTO_WHOLE_PIXELS['cpu']) else DEFAULT_TILE
+        tile = max(hp, wp) if fits_whole(hp * wp, torch.device(device), dtype) else DEFAULT_TILE
     tile = -(-tile // STRIDE) * STRIDE
     overlap = min(int(round(overlap / STRIDE)) * STRIDE, (tile // 2) // STRIDE * STRIDE)
     return TileGrid(hp, wp, tile, overlap)
@@ -524,7 +537,7 @@ def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int 
     dtype = resolve_precision(precision, device)
     s = int(scale if scale is not None else getattr(net, 'upscale', 1))
     h, w = img.shape[-2:]
-    grid = plan_tiles(h, w, tile, overlap, device)
+    grid = plan_tiles(h, w, tile, overlap, device, dtype)
     with torch.inference_mode():
         fast = prepare_for_inference(net)
         if len(grid.boxes()) == 1:
@@ -558,7 +571,7 @@ def tile_recognise(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: in
     device = _module_device(net)
     dtype = resolve_precision(precision, device)
     h, w = img.shape[-2:]
-    grid = plan_tiles(h, w, tile, overlap, device)
+    grid = plan_tiles(h, w, tile, overlap, device, dtype)
     with torch.inference_mode():
         fast = prepare_for_inference(net)
         recognise = getattr(fast, 'recognise', None) or net.recognise
@@ -631,7 +644,7 @@ def tile_degrade(net: nn.Module, clean: torch.Tensor, degradations: Sequence[tor
         if tuple(u.shape[-2:]) != size:
             raise ValueError(f'U{i + 1} is {tuple(u.shape[-2:])}, the clean image needs {size}; '
                              f'use fit_degradations() first')
-    grid = plan_tiles(h, w, tile, overlap, device)
+    grid = plan_tiles(h, w, tile, overlap, device, dtype)
     with torch.inference_mode():
         fast = prepare_for_inference(net)
         padded = pad_to_multiple(clean, STRIDE * s)
@@ -652,15 +665,10 @@ def _module_device(net: nn.Module) -> torch.device:
     return torch.device('cpu')
 
 
-def iter_tiles_count(height: int, width: int, tile: int, overlap: int, device: str = 'cpu') -> int:
-    """How many tiles :func:`tile_forward` will run for an (H, W) image."""
-    return len(plan_tiles(height, width, tile, overlap, device).boxes())
-
-
 __all__ = [
     'WeightsError', 'LoadedWeights', 'resolve_device', 'resolve_precision', 'read_weights', 'network_options',
     'infer_restore_options', 'infer_degrad_options', 'load_restore_network', 'load_degrad_network',
     'degrad_weights_next_to', 'TileGrid', 'BlendAccumulator', 'plan_tiles', 'tile_starts', 'ramp_window',
-    'tile_forward', 'tile_recognise', 'tile_degrade', 'fit_degradations', 'level_sizes', 'iter_tiles_count',
+    'tile_forward', 'tile_recognise', 'tile_degrade', 'fit_degradations', 'level_sizes', 'fits_whole',
     'DEFAULT_TILE', 'DEFAULT_OVERLAP', 'STRIDE',
 ]

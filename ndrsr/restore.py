@@ -144,7 +144,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     from ndrsr.inference import DEFAULT_OVERLAP
     parser.add_argument('--tile', type=int, default=0,
                         help='tile size in pixels (multiple of 8); 0 = auto: the whole image if it has at most '
-                             '1024x1024 pixels (CPU) / 2048x2048 (GPU), else 512 tiles (default 0)')
+                             '768x512 pixels (CPU) or fits in half the free GPU memory, else 512 tiles (default 0)')
     parser.add_argument('--tile-overlap', type=int, default=DEFAULT_OVERLAP,
                         help=f'overlap of neighbouring tiles, blended with raised-cosine ramps (default {DEFAULT_OVERLAP})')
     parser.add_argument('--device', default='auto', help='auto (CUDA if available), cpu, cuda or cuda:N (default auto)')
@@ -209,6 +209,7 @@ def run(args) -> int:
     check_output_names(inputs, args.output, args.suffix)
     device = resolve_device(args.device)
     resolve_precision(args.precision, device)  # fail early on fp16 + CPU
+    torch.set_flush_denormal(True)  # subnormal floats make CPU inference many times slower; results unchanged
     net = load_restore_network(args.weights, args.opt, device, args.upscale)
     os.makedirs(args.output, exist_ok=True)
     inputs_real = {osp.realpath(p) for p in inputs}
