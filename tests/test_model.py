@@ -171,3 +171,20 @@ def test_partial_checkpoints_from_a_killed_save_are_cleared(tmp_path):
     names = set(os.listdir(tmp_path))
     assert 'net_g_6.pth.tmp-4242' not in names and '6.state.tmp-4242' not in names
     assert {'net_g_3.pth', 'net_degrad_3.pth', '3.state', 'notes.tmp-1.txt'} <= names
+
+
+def test_tiled_validation_matches_whole_image(tmp_path):
+    """val.tile restores through ndrsr.inference.tile_forward: one tile == whole image; small tiles stay close."""
+    opt = model_opt(tmp_path, 'joint')
+    model = build_model(opt)
+    lq = torch.rand(1, 3, 40, 56)
+    model.feed_data({'lq': lq})
+    model.test()
+    whole = model.output
+    opt['val'].update(tile=64, tile_overlap=16)
+    model.opt = opt
+    model.test()
+    assert torch.equal(model.output, whole)  # one tile covers the image: exactly the whole-image path
+    opt['val'].update(tile=24, tile_overlap=16)
+    model.test()
+    assert model.output.shape == whole.shape and not torch.equal(model.output, whole)
