@@ -518,12 +518,13 @@ def _run_tiles(grid: TileGrid, fn: Callable[[Tuple[int, int, int, int]], Sequenc
 def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int = DEFAULT_OVERLAP,
                  scale: Optional[int] = None, precision: str = 'fp32',
                  progress: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
-    """Restore ``img`` (B, 3, H, W) with ``net`` tile by tile -> (B, 3, sH, sW) float32 on the CPU.
+    """Restore ``img`` (B, 3, H, W) with ``net`` tile by tile -> (B, 3, sH, sW) float32 on ``img``'s device.
 
     Args:
         net: NDRRestore, or any module mapping (B, 3, h, w) -> (B, C, s*h, s*w);
             it is run as ``prepare_for_inference(net)`` on its own device.
-        img: input in [0, 1], on any device (tiles are moved to the network's).
+        img: input in [0, 1], on any device (tiles are moved to the network's; the
+            blending happens in CPU memory, so a CPU ``img`` keeps GPU memory to one tile).
         tile: tile size in pixels (rounded up to a multiple of 8); 0 = auto
             (whole image when it fits, see :func:`plan_tiles`).
         overlap: overlap between neighbouring tiles (multiple of 8).
@@ -542,10 +543,10 @@ def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int 
         fast = prepare_for_inference(net)
         if len(grid.boxes()) == 1:
             with _autocast(device, dtype):
-                out = fast(img.to(device)).float().cpu()
+                out = fast(img.to(device)).float()
             if progress is not None:
                 progress(1, 1)
-            return out
+            return out.to(img.device)
         padded = pad_to_multiple(img, STRIDE)
 
         def run(box):
@@ -554,7 +555,7 @@ def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int 
                 return [fast(padded[..., y0:y1, x0:x1].to(device))]
 
         out, = _run_tiles(grid, run, [s], progress)
-    return out[..., :h * s, :w * s]
+    return out[..., :h * s, :w * s].to(img.device)
 
 
 def tile_recognise(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int = DEFAULT_OVERLAP,

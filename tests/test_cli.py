@@ -145,3 +145,20 @@ def test_degrade_like_and_eval(tmp_path, weights, photos):
     assert '| deep_like_rgb.png |' in (tmp_path / 'm.md').read_text()
     values = [float(v) for v in csv_lines[-1].split(',')[1:]]
     assert all(np.isfinite(values)) and 0 < values[0] < 60
+
+
+def test_restore_with_an_upscaling_network_resizes_alpha(tmp_path):
+    torch.manual_seed(0)
+    torch.save({'params': NDRRestore(**SMALL_RESTORE, upscale=2).state_dict()}, tmp_path / 'net_g_sr.pth')
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (21, 30, 4), dtype=np.uint8)
+    rgba[:, :15, 3] = 0
+    rgba[:, 15:, 3] = 255
+    (tmp_path / 'in').mkdir()
+    cv2.imwrite(str(tmp_path / 'in' / 'logo.png'), rgba)
+    args = [str(tmp_path / 'in' / 'logo.png'), '-o', str(tmp_path / 'out'), '-w', str(tmp_path / 'net_g_sr.pth'), '-q']
+    assert restore_main(args + ['--upscale', '3']) == 2  # checked against the weights
+    assert restore_main(args + ['--upscale', '2']) == 0
+    out = cv2.imread(str(tmp_path / 'out' / 'logo.png'), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (42, 60, 4)
+    assert (out[:, :28, 3] == 0).all() and (out[:, 32:, 3] == 255).all()
