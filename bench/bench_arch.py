@@ -1,0 +1,212 @@
+"""Inference latency of NDRRestore: plain eager path vs the optimised path, side by side in one run.
+
+    .venv/bin/python bench/bench_arch.py [--sizes 256 512] [--runs 5] [--threads 2]
+        [--device cpu|cuda] [--precision fp32|bf16|fp16] [--compile] [--net restore|degrad]
+
+"plain" is the network as written (``net`` under ``torch.inference_mode()``);
+"fast" is ``ndrsr.archs.fast_path.prepare_for_inference(net)``; "compiled"
+(with ``--compile``) is ``prepare_for_inference(net, compile=True)``, whose
+compile time is measured and printed separately. For every size the paths run
+interleaved (A B A B ...) after one warm-up each, so machine load hits them
+alike; the table gives medians, min-max, the fast/plain ratio, the peak memory
+of one forward, the FLOP count (``torch.utils.flop_counter``: every
+convolution and matmul, 2 per multiply-add) and the GFLOP/s achieved against a
+measured float32 matmul ceiling (median of 2048x2048 matmuls, best of the
+measurements before and after), i.e. how far each path is from the floor
+``FLOP / ceiling``.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over one forward; on
+the CPU the peak resident set size during one forward (``VmHWM`` reset through
+``/proc/self/clear_refs``, freed heap returned with ``malloc_trim``) minus the
+resident size before it: activations and workspaces, not the weights.
+
+Random weights (seeded), random input in [0, 1]; the max abs difference
+between the paths' outputs is printed for every size.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import statistics
+import sys
+import time
+from os import path as osp
+from typing import Callable, Dict, List
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import ndrsr  # noqa: E402,F401  (compat fixes, registration)
+from ndrsr.archs import NDRDegrad, NDRRestore  # noqa: E402
+from ndrsr.archs.fast_path import prepare_for_inference  # noqa: E402
+
+DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of one call (synchronised on CUDA)."""
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def matmul_ceiling(device: torch.device, n: int = 2048, reps: int = 7) -> float:
+    """Median GFLOP/s of float32 n x n matmuls (the machine's matrix ceiling)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    timed(lambda: a @ b, device)
+    ts = [timed(lambda: a @ b, device) for _ in range(reps)]
+    return 2 * n**3 / statistics.median(ts) / 1e9
+
+
+def _status_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory (MiB) added by one call of ``fn`` (see the module docstring)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # reset VmHWM to the current RSS
+    except OSError:
+        return float('nan')
+    before = _status_kib('VmRSS')
+    fn()
+    return (_status_kib('VmHWM') - before) / 1024
+
+
+def build(net_name: str, device: torch.device) -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = NDRRestore() if net_name == 'restore' else NDRDegrad()
+    return net.to(device).eval()
+
+
+def make_call(net: torch.nn.Module, net_name: str, x: torch.Tensor, us, dtype) -> Callable[[], torch.Tensor]:
+    """A no-argument callable running ``net`` on the benchmark input under inference mode (and autocast)."""
+    device_type = x.device.type
+
+    def call():
+        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            return net(x) if net_name == 'restore' else net(x, us)
+    return call
+
+
+def count_flops(call: Callable[[], object], net: torch.nn.Module) -> float:
+    """FLOPs of one call (the counter's module tracker needs parameters that do not require grad)."""
+    flags = [(p, p.requires_grad) for p in net.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            call()
+        return counter.get_total_flops()
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def main(argv: List[str] = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--sizes', type=int, nargs='+', default=[256, 512])
+    p.add_argument('--runs', type=int, default=5, help='timed runs per path and size (after 1 warm-up)')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--precision', choices=sorted(DTYPES), default='fp32', help='autocast dtype (fp32 = off)')
+    p.add_argument('--compile', action='store_true', help='also time prepare_for_inference(net, compile=True)')
+    p.add_argument('--net', choices=['restore', 'degrad'], default='restore')
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = DTYPES[args.precision]
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (
+        f'CPU ({os.cpu_count()} cores visible), {torch.get_num_threads()} threads')
+    print(f'torch {torch.__version__} | device {name} | threads {torch.get_num_threads()} | '
+          f'precision {args.precision} | net {args.net} | batch {args.batch} | runs {args.runs}')
+    ceiling_before = matmul_ceiling(device)
+    print(f'float32 matmul ceiling (2048^3): {ceiling_before:.1f} GFLOP/s')
+
+    net = build(args.net, device)
+    paths: Dict[str, torch.nn.Module] = {'plain': net}
+    t = time.perf_counter()
+    paths['fast'] = prepare_for_inference(net)
+    print(f'prepare_for_inference: {1e3 * (time.perf_counter() - t):.1f} ms')
+    compile_s = None
+    if args.compile:
+        paths['compiled'] = prepare_for_inference(net, compile=True)
+
+    rows = []
+    for size in args.sizes:
+        gen = torch.Generator().manual_seed(size)
+        x = torch.rand(args.batch, 3, size, size, generator=gen).to(device)
+        us = None
+        if args.net == 'degrad':
+            with torch.inference_mode():
+                _, us = NDRRestore(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
+                                   heads=[1, 1, 1, 1], query_dim=64).to(device)(x, return_degradation=True)
+        calls = {k: make_call(m, args.net, x, us, dtype) for k, m in paths.items()}
+        flops = count_flops(calls['plain'], net)
+        outs, peaks, times = {}, {}, {k: [] for k in calls}
+        for k, call in calls.items():  # warm-up (compilation for 'compiled') + peak memory + output
+            if k == 'compiled':
+                t = time.perf_counter()
+                call()
+                compile_s = time.perf_counter() - t
+                print(f'  {size}^2: torch.compile warm-up (compile + first run): {compile_s:.1f} s')
+            holder = {}
+            peaks[k] = peak_memory_mib(lambda: holder.setdefault('y', call()), device)
+            outs[k] = holder['y'].float()
+        for _ in range(args.runs):  # interleaved A B (C) A B (C) ...
+            for k, call in calls.items():
+                times[k].append(timed(call, device))
+        diff = {k: (outs[k] - outs['plain']).abs().max().item() for k in calls if k != 'plain'}
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for k in calls:
+            rows.append((size, k, med[k], min(times[k]), max(times[k]), med['plain'] / med[k], peaks[k],
+                         flops / med[k] / 1e9, diff.get(k, 0.0)))
+        print(f'  {size}^2 done: ' + ', '.join(f'{k} {med[k]:.2f} s' for k in calls) +
+              f' | {flops / 1e9:.1f} GFLOP')
+    ceiling = max(ceiling_before, matmul_ceiling(device))
+    print(f'float32 matmul ceiling after: {ceiling:.1f} GFLOP/s (best of before/after used below)')
+
+    print()
+    print(f'| size | path | median s | min-max s | speed-up vs plain | peak MiB | GFLOP/s | '
+          f'x floor (FLOP/ceiling) | max abs diff |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for size, k, m, lo, hi, ratio, peak, gfs, d in rows:
+        floor = (gfs * m) / ceiling  # seconds at the ceiling
+        print(f'| {size}^2 | {k} | {m:.3f} | {lo:.3f}-{hi:.3f} | {ratio:.2f}x | {peak:.0f} | {gfs:.1f} | '
+              f'{m / floor:.2f} | {d:.2e} |')
+    if compile_s is not None:
+        print(f'\ntorch.compile warm-up (last size): {compile_s:.1f} s')
+
+
+if __name__ == '__main__':
+    main()
