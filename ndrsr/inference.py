@@ -125,15 +125,14 @@ def _strip_module(sd: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def _looks_released(obj) -> bool:
+    """Whether a loaded checkpoint holds the released combined network (possibly nested one or two levels)."""
+    from ndrsr.convert import NESTING_KEYS
     for _ in range(3):
         if not isinstance(obj, Mapping):
             return False
         if any(str(k).startswith(RELEASED_PREFIXES) for k in obj):
             return True
-        nested = [v for v in obj.values() if isinstance(v, Mapping)]
-        if len(nested) != 1 and not any(k in obj for k in ('params_ema', 'params', 'state_dict')):
-            return False
-        obj = obj.get('params_ema', obj.get('params', obj.get('state_dict', nested[0] if nested else None)))
+        obj = next((obj[k] for k in NESTING_KEYS if isinstance(obj.get(k), Mapping)), None)
     return False
 
 
