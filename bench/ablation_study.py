@@ -28,7 +28,7 @@ Network (reduced for the CPU; the NDR keeps the paper's sizes): NDR-Restore dim 
 blocks [1,1,1,1], refinement 1, heads [1,1,2,2], query_dim 32 (paper 64), cp_rank 8
 (paper 16), NDR (M, N) = (128, 32) unless the row changes it; NDR-Degrad dim 16.
 Adam 5e-4 with linear warm-up and cosine decay to 1e-5, L1 for both losses,
-batch 4 of 64x64 crops, grad clip 10, no EMA, 150 iterations, 1 torch thread.
+batch 4 of 64x64 crops, grad clip 10, no EMA, 100 iterations, 2 runs in parallel with 1 torch thread each.
 """
 from __future__ import annotations
 
@@ -224,6 +224,15 @@ class _WorkerInit:
         _worker_init(worker_id, self.seed)
 
 
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _init_process(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.getLogger('basicsr').setLevel(logging.WARNING)
+
+
 def train_and_evaluate(variant: str, seed: int, iters: int, train_opt: dict, sets: dict, work: str,
                        batch: int, workers: int, log) -> dict:
     opt = variant_options(variant, seed, iters, work)
@@ -240,6 +249,8 @@ def train_and_evaluate(variant: str, seed: int, iters: int, train_opt: dict, set
                                          drop_last=True, worker_init_fn=_WorkerInit(seed),
                                          persistent_workers=False)
     warmup = opt['train']['warmup_iter']
+    if workers == 0:  # the same data stream as one worker process (seeded by _worker_init)
+        _worker_init(0, seed)
     t0 = time.time()
     losses = []
     for it, batch_data in enumerate(loader, start=1):
@@ -330,7 +341,7 @@ def write_csv(path: str, rows: list, inputs: dict, set_names: list) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--iters', type=int, default=150, help='training iterations per run (default 150)')
+    p.add_argument('--iters', type=int, default=100, help='training iterations per run (default 100)')
     p.add_argument('--seeds', default='0,1', help='seeds; the first is used by every variant (default 0,1)')
     p.add_argument('--seed-variants', default='full,no_ndr',
                    help='variants trained with every seed of --seeds (default full,no_ndr)')
@@ -342,7 +353,9 @@ def main(argv=None) -> int:
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads (default 1: on 2 cores shared with other jobs, 2 OpenMP threads made '
                         'steps 5-40x slower and erratic)')
-    p.add_argument('--workers', type=int, default=1, help='DataLoader workers (default 1)')
+    p.add_argument('--jobs', type=int, default=2,
+                   help='runs trained in parallel, one process each (default 2: one per core with --threads 1)')
+    p.add_argument('--workers', type=int, default=0, help='DataLoader workers per run (default 0)')
     p.add_argument('--no-shared', action='store_true', help='ignore /work/shared/data (as when it is absent)')
     args = p.parse_args(argv)
 
@@ -380,30 +393,55 @@ def main(argv=None) -> int:
         set_names = list(sets)
         inputs = input_metrics(sets)
         log(f'runs: {len(runs)} ({", ".join(f"{v}/s{s}" for v, s in runs)}); iters {args.iters}, batch '
-            f'{args.batch}x64x64, threads {args.threads}, workers {args.workers}')
+            f'{args.batch}x64x64, {args.jobs} parallel runs x {args.threads} torch thread(s), '
+            f'data workers {args.workers}')
         log('training sources: ' + ', '.join(f"{s['name']}({s['ratio']})" for s in train_opt['sources']))
         log('evaluation sets: ' + ', '.join(f'{k}: {len(v)} x {v[0][2].shape[0]}x{v[0][2].shape[1]}'
                                             for k, v in sets.items()))
         for n in notes:
             log(n)
-        rows, done = [], {}
-        for i, (v, s) in enumerate(runs, 1):
-            key = config_key(variant_options(v, s, args.iters, work)) + f'|{s}'
-            if key in done:
-                r = dict(done[key], variant=v, reused_from=done[key]['variant'])
-                log(f'[{i}/{len(runs)}] {v} seed {s}: same configuration as {r["reused_from"]}; result reused')
-            else:
-                log(f'[{i}/{len(runs)}] {v} seed {s}: {VARIANTS[v][0]}')
-                r = train_and_evaluate(v, s, args.iters, train_opt, sets, work, args.batch, args.workers, log)
-                done[key] = r
-                log(f'[{i}/{len(runs)}] {v} seed {s}: train {r["train_s"]:.0f} s, eval {r["eval_s"]:.0f} s; '
-                    + ', '.join(f'{k} {m[0]:.2f}/{m[1]:.3f}' for k, m in r['metrics'].items()))
-            rows.append(r)
+        # identical configurations (ndr_m128_n32 is full) are trained once
+        keys = [config_key(variant_options(v, s, args.iters, work)) + f'|{s}' for v, s in runs]
+        unique = {}
+        for (v, s), k in zip(runs, keys):
+            unique.setdefault(k, (v, s))
+        done = {}
+
+        def finish(k, r):
+            done[k] = r
+            log(f'done {r["variant"]} seed {r["seed"]}: train {r["train_s"]:.0f} s, eval {r["eval_s"]:.0f} s; '
+                + ', '.join(f'{n} {m[0]:.2f}/{m[1]:.3f}' for n, m in r['metrics'].items()))
+            rows = [dict(done[k2], variant=v2, **({'reused_from': done[k2]['variant']} if v2 != done[k2]['variant']
+                                                  else {}))
+                    for (v2, _), k2 in zip(runs, keys) if k2 in done]
             write_csv(csv_path, rows, inputs, set_names)  # partial results survive an interruption
+            return rows
+
+        jobs = [(k, v, s) for k, (v, s) in unique.items()]
+        for v, s in runs:
+            if unique[keys[runs.index((v, s))]] != (v, s):
+                log(f'{v} seed {s}: same configuration as {unique[keys[runs.index((v, s))]][0]}; result reused')
+        if args.jobs <= 1:
+            for i, (k, v, s) in enumerate(jobs, 1):
+                log(f'[{i}/{len(jobs)}] {v} seed {s}: {VARIANTS[v][0]}')
+                rows = finish(k, train_and_evaluate(v, s, args.iters, train_opt, sets, work, args.batch,
+                                                    args.workers, log))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context('spawn'), initializer=_init_process,
+                                     initargs=(args.threads,)) as pool:
+                futures = {pool.submit(train_and_evaluate, v, s, args.iters, train_opt, sets, work, args.batch,
+                                       args.workers, _log): k for k, v, s in jobs}
+                log(f'{len(jobs)} trainings on {args.jobs} processes')
+                from concurrent.futures import as_completed
+                for fut in as_completed(futures):
+                    rows = finish(futures[fut], fut.result())
         total = time.time() - t_all
         note = '\n'.join(notes + [
             f'Command: python bench/ablation_study.py {" ".join(argv if argv is not None else sys.argv[1:])}'.strip(),
-            f'{args.iters} iterations x batch {args.batch} of 64x64 per run, torch threads {args.threads}; '
+            f'{args.iters} iterations x batch {args.batch} of 64x64 per run; {args.jobs} runs in parallel, '
+            f'{args.threads} torch thread(s) each; '
             f'total wall time {total / 60:.1f} min (load from other jobs on the machine included).',
             'Cells: PSNR (dB) / SSIM, RGB, mean over the images of each set. '
             'params: NDR-Restore / NDR-Degrad (0 = not built, restore_only).'])
