@@ -429,8 +429,18 @@ def main(argv=None) -> int:
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context('spawn'), initializer=_init_process,
-                                     initargs=(args.threads,)) as pool:
+            import signal
+            pool = ProcessPoolExecutor(args.jobs, mp_context=mp.get_context('spawn'), initializer=_init_process,
+                                       initargs=(args.threads,))
+
+            def stop(signum, frame):  # SIGTERM/SIGINT: end the training processes too (they are not daemons)
+                for proc in list(getattr(pool, '_processes', {}).values()):
+                    proc.terminate()
+                raise SystemExit(128 + signum)
+
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            with pool:
                 futures = {pool.submit(train_and_evaluate, v, s, args.iters, train_opt, sets, work, args.batch,
                                        args.workers, _log): k for k, v, s in jobs}
                 log(f'{len(jobs)} trainings on {args.jobs} processes')
