@@ -77,10 +77,14 @@ class CPModulation(nn.Module):
     def cube(self, x: torch.Tensor) -> torch.Tensor:
         """The modulation cube (B, C, H, W) for ``x``."""
         b, c, h, w = x.shape
-        c_k = torch.sigmoid(self.channel_proj(x.mean(dim=(2, 3), keepdim=True))).view(b, self.rank, c, 1, 1)
-        h_k = torch.sigmoid(self.height_proj(x.mean(dim=3, keepdim=True))).view(b, self.rank, 1, h, 1)
-        w_k = torch.sigmoid(self.width_proj(x.mean(dim=2, keepdim=True))).view(b, self.rank, 1, 1, w)
-        return (c_k * h_k * w_k).mean(dim=1)
+        k = self.rank
+        c_k = torch.sigmoid(self.channel_proj(x.mean(dim=(2, 3), keepdim=True))).view(b, k, c)
+        h_k = torch.sigmoid(self.height_proj(x.mean(dim=3, keepdim=True))).view(b, k, h, 1)
+        w_k = torch.sigmoid(self.width_proj(x.mean(dim=2, keepdim=True))).view(b, k, 1, w)
+        # mean_k c_k (x) h_k (x) w_k as one GEMM over the rank axis (no (B, K, C, H, W) tensor):
+        # cube[b, c, (h, w)] = sum_k (c_k[b, k, c] / K) (h_k w_k)[b, k, (h, w)]
+        hw = (h_k * w_k).view(b, k, h * w)
+        return torch.bmm((c_k / k).transpose(1, 2), hw).view(b, c, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.cube(x)
