@@ -63,7 +63,6 @@ def main() -> int:
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # as ndrsr-restore does
     torch.manual_seed(0)
     net = load_restore_network(args.weights) if args.weights else \
         NDRRestore(**({} if args.network == 'full' else SMALL)).eval()

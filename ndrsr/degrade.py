@@ -91,8 +91,6 @@ def run(args) -> int:
     check_output_folder(args.output, cleans + like)
     device = resolve_device(args.device)
     resolve_precision(args.precision, device)
-    import torch
-    torch.set_flush_denormal(True)  # subnormal floats make CPU inference many times slower; results unchanged
     restore_net = load_restore_network(args.weights, args.opt, device)
     degrad_net = load_degrad_network(args.degrad_weights or args.weights, args.opt, device)
     inputs_real = {osp.realpath(p) for p in cleans + like}

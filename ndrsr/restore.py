@@ -209,7 +209,6 @@ def run(args) -> int:
     check_output_names(inputs, args.output, args.suffix)
     device = resolve_device(args.device)
     resolve_precision(args.precision, device)  # fail early on fp16 + CPU
-    torch.set_flush_denormal(True)  # subnormal floats make CPU inference many times slower; results unchanged
     net = load_restore_network(args.weights, args.opt, device, args.upscale)
     os.makedirs(args.output, exist_ok=True)
     inputs_real = {osp.realpath(p) for p in inputs}

@@ -3,7 +3,6 @@
 Options (see options/train_demo.yml for a commented example of every key):
 
     model_type: NDRModel
-    flush_denormal: true    # flush subnormal floats to zero (CPU speed; default true)
     network_g:      {type: NDRRestore, ...}   # restoration network (owns the NDR)
     network_degrad: {type: NDRDegrad, ...}    # degradation network (not needed for restore_only)
     path:
@@ -82,10 +81,6 @@ class NDRModel(SRModel):
         if opt['is_train'] and self.schedule == 'alternating' and opt.get('dist'):
             # The degradation step uses only the NDR and the queries of net_g.
             opt['find_unused_parameters'] = True
-        if opt.get('flush_denormal', True):
-            # Subnormal floats (tiny Adam moments and gradients) made CPU steps ~20x slower in the demo
-            # (0.45 s -> 10 s); flushing them to zero changes no result above 1e-38 (BENCHMARKS.md).
-            torch.set_flush_denormal(True)
         super().__init__(opt)  # builds, wraps and loads net_g; calls init_training_settings when training
         if self.is_train:
             self._remove_partial_checkpoints()
