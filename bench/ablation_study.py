@@ -28,7 +28,7 @@ Network (reduced for the CPU; the NDR keeps the paper's sizes): NDR-Restore dim 
 blocks [1,1,1,1], refinement 1, heads [1,1,2,2], query_dim 32 (paper 64), cp_rank 8
 (paper 16), NDR (M, N) = (128, 32) unless the row changes it; NDR-Degrad dim 16.
 Adam 5e-4 with linear warm-up and cosine decay to 1e-5, L1 for both losses,
-batch 4 of 64x64 crops, grad clip 10, no EMA, 100 iterations, 2 runs in parallel with 1 torch thread each.
+batch 4 of 64x64 crops, grad clip 10, no EMA, 60 iterations, 2 runs in parallel with 1 torch thread each.
 """
 from __future__ import annotations
 
@@ -341,7 +341,7 @@ def write_csv(path: str, rows: list, inputs: dict, set_names: list) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--iters', type=int, default=100, help='training iterations per run (default 100)')
+    p.add_argument('--iters', type=int, default=60, help='training iterations per run (default 60)')
     p.add_argument('--seeds', default='0,1', help='seeds; the first is used by every variant (default 0,1)')
     p.add_argument('--seed-variants', default='full,no_ndr',
                    help='variants trained with every seed of --seeds (default full,no_ndr)')
@@ -349,7 +349,7 @@ def main(argv=None) -> int:
     p.add_argument('--out', default=osp.join(ROOT, 'bench', 'results'), help='folder for ablation_<date>.md/.csv')
     p.add_argument('--tag', default='', help='suffix of the result file names')
     p.add_argument('--batch', type=int, default=4)
-    p.add_argument('--eval-crop', type=int, default=192, help='centre crop of the evaluation images')
+    p.add_argument('--eval-crop', type=int, default=128, help='centre crop of the evaluation images')
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads (default 1: on 2 cores shared with other jobs, 2 OpenMP threads made '
                         'steps 5-40x slower and erratic)')
