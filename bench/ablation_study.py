@@ -188,7 +188,7 @@ def variant_options(variant: str, seed: int, iters: int, work: str) -> dict:
     root = osp.join(work, 'exp')
     return {
         'name': f'ablation_{variant}_s{seed}', 'model_type': 'NDRModel', 'is_train': True, 'dist': False, 'rank': 0,
-        'world_size': 1, 'num_gpu': 0, 'scale': 1, 'manual_seed': seed, 'flush_denormal': True,
+        'world_size': 1, 'num_gpu': 0, 'scale': 1, 'manual_seed': seed,
         'network_g': net_g, 'network_degrad': net_d,
         'path': {'experiments_root': root, 'models': root, 'training_states': root, 'log': root,
                  'visualization': root, 'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
