@@ -36,12 +36,13 @@ see docs/performance.md):
 * the feed-forward's output projection adds the residual in the same GEMM
   (``addmm``), and ``gelu(a) * b`` is done in place.
 * the CP modulation cube ``mean_k c_k (x) h_k (x) w_k`` is one batched GEMM over
-  the rank axis, ``(B, HW, K) @ (B, K, C) / K``, instead of two broadcast
-  products through a (B, K, C, H, W) tensor (200 MB at level 1 of a 256x256
-  image) and a mean.
+  the rank axis, ``(B, HW, K) @ (B, K, C) / K``, with a channels-last result
+  (``CPModulation.cube`` itself uses the same GEMM in NCHW instead of the
+  released code's broadcast products through (B, K, C, H, W) tensors), and
+  the injection's ``scale * F' + shift`` is one ``addcmul``.
 
 ``torch.compile`` is available as an option (``compile=True``); it is not the
-default (see docs/performance.md for the measured compile time and gain).
+default (see docs/performance.md for the measured compile time).
 """
 from __future__ import annotations
 
@@ -250,7 +251,7 @@ def prepare_for_inference(net: nn.Module, compile: bool = False) -> nn.Module:
     """Return the inference-optimised equivalent of ``net``, in eval mode.
 
     ``net`` is not modified (its mode included): the result is a
-    parameter-sharing :func:`fast_view`, cheap to build (~ms), so it can be
+    parameter-sharing :func:`fast_view`, cheap to build (tens of ms), so it can be
     made for every call. Methods of the network work on it too
     (``NDRRestore.forward(..., return_degradation=True)``, ``.recognise()``).
     Use it under ``torch.inference_mode()`` (or ``no_grad``).
