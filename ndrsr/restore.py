@@ -215,10 +215,10 @@ def run(args) -> int:
     failures: List[Tuple[str, str]] = []
     start = time.time()
     progress = Progress(len(inputs), enabled=not args.quiet)
-    torch.set_grad_enabled(False)
     for path in inputs:
         try:
-            restore_one(net, path, args.output, args, device, inputs_real, progress)
+            with torch.no_grad():  # scoped: a caller's (or a test session's) grad mode is left as it was
+                restore_one(net, path, args.output, args, device, inputs_real, progress)
         except UsageError:
             progress.close()
             raise

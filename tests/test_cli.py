@@ -162,3 +162,20 @@ def test_restore_with_an_upscaling_network_resizes_alpha(tmp_path):
     out = cv2.imread(str(tmp_path / 'out' / 'logo.png'), cv2.IMREAD_UNCHANGED)
     assert out.shape == (42, 60, 4)
     assert (out[:, :28, 3] == 0).all() and (out[:, 32:, 3] == 255).all()
+
+
+def test_restore_cli_leaves_grad_mode_alone(tmp_path):
+    """Running ndrsr-restore in-process must not switch autograd off for the caller."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from ndrsr.archs import NDRRestore
+    from ndrsr.restore import main
+    torch.save({'params': NDRRestore(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
+                                     heads=[1, 1, 1, 1]).state_dict()}, tmp_path / 'net_g.pth')
+    (tmp_path / 'in').mkdir()
+    cv2.imwrite(str(tmp_path / 'in' / 'a.png'), np.full((20, 24, 3), 128, np.uint8))
+    assert torch.is_grad_enabled()
+    assert main([str(tmp_path / 'in'), '-o', str(tmp_path / 'out'), '-w', str(tmp_path / 'net_g.pth'), '-q']) == 0
+    assert torch.is_grad_enabled()
