@@ -184,3 +184,33 @@ val: ~
     model.feed_data({'lq': torch.rand(1, 3, 19, 23)})
     model.test()
     assert model.output.shape == (1, 3, 19, 23)
+
+
+def test_convert_command_line(tmp_path, reference):
+    """python -m ndrsr.convert: writes BasicSR checkpoints, refuses to overwrite, explains a wrong file."""
+    import subprocess
+    import sys
+    src = tmp_path / 'model_L.pth'
+    torch.save({'state_dict': reference['state_dict']}, src)
+    out = tmp_path / 'converted'
+    cmd = [sys.executable, '-m', 'ndrsr.convert', str(src), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    g = torch.load(out / 'net_g.pth', weights_only=True)
+    d = torch.load(out / 'net_degrad.pth', weights_only=True)
+    opts = yaml.safe_load(open(out / 'network_options.yml'))
+    restore = build_network(opts['network_g'])
+    restore.load_state_dict(g['params'])
+    degrad = build_network(opts['network_degrad'])
+    degrad.load_state_dict(d['params'])
+    with torch.no_grad():
+        assert (restore.eval()(reference['lq']) - reference['restored']).abs().max() <= 1e-5
+    before = (out / 'net_g.pth').read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and 'refusing to overwrite' in again.stderr
+    assert (out / 'net_g.pth').read_bytes() == before
+    wrong = tmp_path / 'other.pth'
+    torch.save({'params': {'conv_first.weight': torch.zeros(1)}}, wrong)
+    bad = subprocess.run([sys.executable, '-m', 'ndrsr.convert', str(wrong), str(tmp_path / 'x')],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and 'not a released NDR-Restore checkpoint' in bad.stderr
