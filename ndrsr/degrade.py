@@ -26,8 +26,8 @@ import time
 from os import path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from ndrsr.restore import (Progress, UsageError, add_runtime_arguments, check_output_folder, collect_inputs,
-                           describe_failure, safe_output_path)
+from ndrsr.restore import (Progress, UsageError, add_runtime_arguments, check_output_folder, cli_main, collect_inputs,
+                           describe_failure, report_failures, safe_output_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,25 +119,12 @@ def run(args) -> int:
     progress.close()
     print(f'degraded {len(cleans) - len(failures)}/{len(cleans)} images like {like[0]} into {args.output} '
           f'in {time.time() - start:.1f} s (fit {args.fit}).')
-    if failures:
-        print(f'{len(failures)} image(s) FAILED and were skipped:', file=sys.stderr)
-        for path, why in failures:
-            print(f'  {why}' if why.startswith(path) else f'  {path}: {why}', file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point of ``ndrsr-degrade``."""
-    import ndrsr  # noqa: F401
-    from ndrsr.inference import WeightsError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, WeightsError, FileNotFoundError, ValueError) as err:
-        print(f'ndrsr-degrade: error: {err}', file=sys.stderr)
-        return 2
+    return cli_main('ndrsr-degrade', build_parser(), run, argv)
 
 
 if __name__ == '__main__':

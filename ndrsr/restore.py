@@ -139,6 +139,29 @@ def describe_failure(err: BaseException) -> str:
     return f'{err.__class__.__name__}: {err}'
 
 
+def report_failures(failures: Sequence[Tuple[str, str]]) -> int:
+    """Print the failed images to stderr; the exit status: 1 if any failed, else 0."""
+    if not failures:
+        return 0
+    print(f'{len(failures)} image(s) FAILED and were skipped:', file=sys.stderr)
+    for path, why in failures:
+        print(f'  {why}' if why.startswith(path) else f'  {path}: {why}', file=sys.stderr)
+    return 1
+
+
+def cli_main(prog: str, parser: argparse.ArgumentParser, run_fn, argv: Optional[Sequence[str]]) -> int:
+    """Parse, run, and turn usage/weights errors into one ``prog: error: ...`` line and exit status 2."""
+    import ndrsr  # noqa: F401  (compat fixes and registries before basicsr is used)
+    from ndrsr.inference import WeightsError
+
+    args = parser.parse_args(argv)
+    try:
+        return run_fn(args)
+    except (UsageError, WeightsError, FileNotFoundError, ValueError) as err:
+        print(f'{prog}: error: {err}', file=sys.stderr)
+        return 2
+
+
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """--tile, --tile-overlap, --device, --precision, --quiet (shared by ndrsr-restore and ndrsr-degrade)."""
     from ndrsr.inference import DEFAULT_OVERLAP
@@ -231,25 +254,12 @@ def run(args) -> int:
     done = len(inputs) - len(failures)
     print(f'restored {done}/{len(inputs)} images into {args.output} in {time.time() - start:.1f} s '
           f'(device {device}, precision {args.precision}, tile {args.tile or "auto"}).')
-    if failures:
-        print(f'{len(failures)} image(s) FAILED and were skipped:', file=sys.stderr)
-        for path, why in failures:
-            print(f'  {why}' if why.startswith(path) else f'  {path}: {why}', file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point of ``ndrsr-restore``."""
-    import ndrsr  # noqa: F401  (compat fixes and registries before basicsr is used)
-    from ndrsr.inference import WeightsError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, WeightsError, FileNotFoundError, ValueError) as err:
-        print(f'ndrsr-restore: error: {err}', file=sys.stderr)
-        return 2
+    return cli_main('ndrsr-restore', build_parser(), run, argv)
 
 
 if __name__ == '__main__':
