@@ -169,12 +169,8 @@ class FastCPModulation(CPModulation):
 
     def cube(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        k = self.rank
-        c_k = torch.sigmoid(self.channel_proj(x.mean(dim=(2, 3), keepdim=True))).view(b, k, c)
-        h_k = torch.sigmoid(self.height_proj(x.mean(dim=3, keepdim=True))).view(b, k, h, 1)
-        w_k = torch.sigmoid(self.width_proj(x.mean(dim=2, keepdim=True))).view(b, k, 1, w)
-        hw = (h_k * w_k).view(b, k, h * w).transpose(1, 2)  # (B, HW, K)
-        return from_nhwc(torch.bmm(hw, c_k / k).view(b, h, w, c))
+        c_k, hw = self.rank_factors(x)
+        return from_nhwc(torch.bmm(hw.transpose(1, 2), c_k).view(b, h, w, c))  # (B, HW, K) @ (B, K, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return to_channels_last(x) * self.cube(x)

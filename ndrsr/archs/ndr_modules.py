@@ -74,17 +74,23 @@ class CPModulation(nn.Module):
         self.height_proj = nn.Conv2d(channels, rank, 1)
         self.width_proj = nn.Conv2d(channels, rank, 1)
 
-    def cube(self, x: torch.Tensor) -> torch.Tensor:
-        """The modulation cube (B, C, H, W) for ``x``."""
+    def rank_factors(self, x: torch.Tensor):
+        """The K rank-one factors of ``x`` (B, C, H, W): (c_k / K (B, K, C), h_k w_k (B, K, HW))."""
         b, c, h, w = x.shape
         k = self.rank
         c_k = torch.sigmoid(self.channel_proj(x.mean(dim=(2, 3), keepdim=True))).view(b, k, c)
         h_k = torch.sigmoid(self.height_proj(x.mean(dim=3, keepdim=True))).view(b, k, h, 1)
         w_k = torch.sigmoid(self.width_proj(x.mean(dim=2, keepdim=True))).view(b, k, 1, w)
-        # mean_k c_k (x) h_k (x) w_k as one GEMM over the rank axis (no (B, K, C, H, W) tensor):
-        # cube[b, c, (h, w)] = sum_k (c_k[b, k, c] / K) (h_k w_k)[b, k, (h, w)]
-        hw = (h_k * w_k).view(b, k, h * w)
-        return torch.bmm((c_k / k).transpose(1, 2), hw).view(b, c, h, w)
+        return c_k / k, (h_k * w_k).view(b, k, h * w)
+
+    def cube(self, x: torch.Tensor) -> torch.Tensor:
+        """The modulation cube (B, C, H, W) for ``x``.
+
+        mean_k c_k (x) h_k (x) w_k as one GEMM over the rank axis (no (B, K, C, H, W) tensor):
+        cube[b, c, (h, w)] = sum_k (c_k[b, k, c] / K) (h_k w_k)[b, k, (h, w)].
+        """
+        c_k, hw = self.rank_factors(x)
+        return torch.bmm(c_k.transpose(1, 2), hw).view(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.cube(x)
