@@ -361,7 +361,6 @@ class NDRModel(SRModel):
         if getattr(self, '_task_results_iter', None) != current_iter:
             self._task_results_iter, self._task_results = current_iter, OrderedDict()
         self._task_results[dataset_name] = dict(self.metric_results)
-        self.task_results = self._task_results
         if len(self._task_results) < n_val or n_val < 2:
             return
         names = list(next(iter(self._task_results.values())))
@@ -372,5 +371,4 @@ class NDRModel(SRModel):
         self.metric_results = average
         self.tasks = 'all'
         self._log_validation_metric_values(current_iter, 'average', tb_logger)
-        self.average_results = average
 
