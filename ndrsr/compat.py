@@ -175,10 +175,30 @@ def _init_dist_pytorch(backend: str = 'nccl', **kwargs: Any) -> None:
     dist.init_process_group(backend=backend, **kwargs)
 
 
-def _patch_init_dist() -> None:
-    """Replace basicsr.utils.dist_util._init_dist_pytorch (looked up by init_dist at call time)."""
+def _init_dist(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
+    """basicsr's init_dist without ``mp.set_start_method('spawn')``: the platform's default (fork on Linux).
+
+    Spawned DataLoader workers are fresh interpreters that unpickle the dataset
+    before anything imports ndrsr, so a BasicSR dataset (PairedImageDataset, ...)
+    imports basicsr.data without the functional_tensor alias and the worker
+    exits 1. Forked workers inherit the fixes (and start faster); they do no
+    CUDA work, as usual with torchrun scripts.
+    """
     import basicsr.utils.dist_util as dist_util
+    if launcher == 'pytorch':
+        dist_util._init_dist_pytorch(backend, **kwargs)
+    elif launcher == 'slurm':
+        dist_util._init_dist_slurm(backend, **kwargs)
+    else:
+        raise ValueError(f'Invalid launcher type: {launcher}')
+
+
+def _patch_init_dist() -> None:
+    """Replace basicsr.utils.dist_util._init_dist_pytorch (looked up by init_dist at call time) and init_dist."""
+    import basicsr.utils.dist_util as dist_util
+    import basicsr.utils.options as options
     dist_util._init_dist_pytorch = _mark(_init_dist_pytorch)
+    dist_util.init_dist = options.init_dist = _mark(_init_dist)
 
 
 def _model_to_device(self: Any, net: Any) -> Any:

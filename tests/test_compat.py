@@ -206,11 +206,13 @@ def test_fixes_are_idempotent():
     import basicsr.utils.lmdb_util as lmdb_util
     from basicsr.models.base_model import BaseModel
     before = (basicsr.train.parse_options, basicsr.train.make_exp_dirs, basicsr.train.load_resume_state,
-              dist_util._init_dist_pytorch, BaseModel.model_to_device, lmdb_util.make_lmdb_from_imgs)
+              dist_util._init_dist_pytorch, BaseModel.model_to_device, lmdb_util.make_lmdb_from_imgs,
+              dist_util.init_dist)
     compat.apply_import_fixes()
     compat.apply_basicsr_fixes()
     after = (basicsr.train.parse_options, basicsr.train.make_exp_dirs, basicsr.train.load_resume_state,
-             dist_util._init_dist_pytorch, BaseModel.model_to_device, lmdb_util.make_lmdb_from_imgs)
+             dist_util._init_dist_pytorch, BaseModel.model_to_device, lmdb_util.make_lmdb_from_imgs,
+             dist_util.init_dist)
     assert all(a is b for a, b in zip(before, after))
     import basicsr.test
     assert basicsr.test.parse_options is basicsr.train.parse_options
