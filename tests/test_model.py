@@ -188,3 +188,31 @@ def test_tiled_validation_matches_whole_image(tmp_path):
     opt['val'].update(tile=24, tile_overlap=16)
     model.test()
     assert model.output.shape == whole.shape and not torch.equal(model.output, whole)
+
+
+@pytest.mark.parametrize('schedule', ['joint', 'alternating'])
+def test_fast_path_training_equals_plain_training(tmp_path, schedule):
+    """train.fast_path (default) trains through the optimised views: same weights, same keys, same checkpoints."""
+    from ndrsr.archs.fast_path import FastTransformerBlock
+    for sub in ('fast', 'plain'):
+        (tmp_path / sub).mkdir()
+    torch.manual_seed(0)
+    fast = make(tmp_path / 'fast', schedule)
+    torch.manual_seed(0)
+    plain = make(tmp_path / 'plain', schedule, fast_path=False)
+    assert fast.train_fast_path and not plain.train_fast_path
+    assert any(isinstance(m, FastTransformerBlock) for m in fast.net_g.modules())
+    assert not any(isinstance(m, FastTransformerBlock) for m in plain.net_g.modules())
+    assert fast.net_g.state_dict().keys() == plain.net_g.state_dict().keys()
+    for step in range(1, 4):
+        for model in (fast, plain):
+            model.feed_data(batch(step))
+            model.optimize_parameters(step)
+        for key in fast.log_dict:
+            assert abs(fast.log_dict[key] - plain.log_dict[key]) < 1e-5, (step, key)
+    for name in ('net_g', 'net_d', 'net_g_ema'):
+        a, b = getattr(fast, name).state_dict(), getattr(plain, name).state_dict()
+        assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4, name  # Adam amplifies 1e-7 grads
+    fast.save(0, 3)
+    saved = torch.load(os.path.join(fast.opt['path']['models'], 'net_g_3.pth'), weights_only=True)
+    assert saved['params'].keys() == plain.net_g.state_dict().keys()

@@ -15,6 +15,8 @@ Options (see options/train_demo.yml for a commented example of every key):
       optim_g:      optimizer of NDRRestore (Adam 1e-4, weight decay 1e-8, as released)
       optim_degrad: optimizer of the degradation step (defaults to a copy of optim_g)
       grad_clip: max gradient norm (10 as released; 0 or ~ disables)
+      fast_path: train through ndrsr.archs.fast_path.prepare_for_training views
+                 (default true; same numbers, faster; false = the networks as written)
       scheduler, warmup_iter, ema_decay, total_iter: as in BasicSR
     val:
       metrics: BasicSR metrics (psnr / ssim with test_y_channel for the Y variants)
@@ -37,6 +39,13 @@ The schedules, exactly:
   ``optim_degrad`` holds exactly those parameters.
 * ``restore_only`` (the paper's "w/o strategy" ablation): ``L_restore`` only; no
   degradation network is built and the NDR never sees a degradation loss.
+
+Fast path: with ``train.fast_path`` (default) ``net_g`` and ``net_d`` are the
+parameter-sharing training views of :mod:`ndrsr.archs.fast_path` (wrapped by
+DDP when distributed, so gradient synchronisation sees the view's forward).
+Their ``state_dict`` keys, parameters and checkpoints are exactly those of the
+plain networks; ``net_g_ema`` and validation use the plain network (validation
+through ``prepare_for_inference``).
 
 Checkpoints: ``net_g_<iter>.pth`` (``params`` + ``params_ema``),
 ``net_degrad_<iter>.pth``, ``<iter>.state`` (both optimizers, schedulers, iter),
@@ -63,7 +72,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
-from ndrsr.archs.fast_path import prepare_for_inference
+from ndrsr.archs.fast_path import prepare_for_inference, prepare_for_training
 from ndrsr.checkpoint import atomic_torch_save, load_checkpoint
 
 SCHEDULES = ('joint', 'alternating', 'restore_only')
@@ -81,11 +90,18 @@ class NDRModel(SRModel):
         if opt['is_train'] and self.schedule == 'alternating' and opt.get('dist'):
             # The degradation step uses only the NDR and the queries of net_g.
             opt['find_unused_parameters'] = True
+        self.train_fast_path = bool(opt['is_train'] and train_opt.get('fast_path', True))
         super().__init__(opt)  # builds, wraps and loads net_g; calls init_training_settings when training
         if self.is_train:
             self._remove_partial_checkpoints()
 
     # ------------------------------------------------------------------ set-up
+    def model_to_device(self, net):
+        """Move to the device; with ``train.fast_path`` swap in the training view *before* any DDP wrap."""
+        if self.train_fast_path:
+            net = prepare_for_training(net.to(self.device))  # buffers move before the view shares them
+        return super().model_to_device(net)
+
     def init_training_settings(self):
         train_opt = self.opt['train']
         logger = get_root_logger()
