@@ -1,12 +1,16 @@
 """Inference latency of NDRRestore: plain eager path vs the optimised path, side by side in one run.
 
     .venv/bin/python bench/bench_arch.py [--sizes 256 512] [--runs 5] [--threads 2]
-        [--device cpu|cuda] [--precision fp32|bf16|fp16] [--compile] [--net restore|degrad]
+        [--device cpu|cuda] [--precision fp32|tf32|bf16|fp16] [--compile] [--compile-mode MODE]
+        [--cudnn-benchmark] [--net restore|degrad]
 
 "plain" is the network as written (``net`` under ``torch.inference_mode()``);
 "fast" is ``ndrsr.archs.fast_path.prepare_for_inference(net)``; "compiled"
-(with ``--compile``) is ``prepare_for_inference(net, compile=True)``, whose
-compile time is measured and printed separately. For every size the paths run
+(with ``--compile``) is ``prepare_for_inference(net, compile=True)`` (with
+``--compile-mode``: that ``torch.compile`` mode, e.g. ``reduce-overhead`` for
+CUDA graphs, with static shapes), whose compile time is measured and printed
+separately. Precisions: see ``bench/_common.py`` (``fp32`` is true float32,
+TF32 off, on CUDA too). For every size the paths run
 interleaved (A B A B ...) after one warm-up each, so machine load hits them
 alike; the table gives medians, min-max, the fast/plain ratio, the peak memory
 of one forward, the FLOP count (``torch.utils.flop_counter``: every
@@ -20,23 +24,21 @@ the CPU the peak resident set size during one forward (``VmHWM`` reset through
 ``/proc/self/clear_refs``, freed heap returned with ``malloc_trim``) minus the
 resident size before it: activations and workspaces, not the weights.
 
-Random weights (seeded), random input in [0, 1]; the max abs difference
-between the paths' outputs is printed for every size.
+Random weights (seeded), random input in [0, 1]. Two differences are printed
+for every size: the max abs difference to the plain path at the same precision
+(the optimisation's own error), and to the plain path in true float32 (what the
+precision costs, for bf16/fp16/tf32).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import ctypes
-import os
 import statistics
-import sys
 import time
-from os import path as osp
 from typing import Callable, Dict, List
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import PRECISIONS, header, set_up, sync  # noqa: E402  (puts the repository on sys.path)
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -44,13 +46,6 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from ndrsr.archs import NDRDegrad, NDRRestore  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_inference  # noqa: E402
-
-DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> float:
@@ -62,11 +57,16 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t
 
 
-def matmul_ceiling(device: torch.device, n: int = 2048, reps: int = 7) -> float:
-    """Median GFLOP/s of float32 n x n matmuls (the machine's matrix ceiling)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    timed(lambda: a @ b, device)
+def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, reps: int = 7) -> float:
+    """Median GFLOP/s of n x n matmuls in ``dtype`` (the machine's matrix ceiling; n = 2048 CPU, 8192 CUDA).
+
+    On CUDA in float32 the TF32 setting in force applies (see ``_common.set_up``).
+    """
+    n = 8192 if device.type == 'cuda' else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3 if device.type == 'cuda' else 1):
+        timed(lambda: a @ b, device)
     ts = [timed(lambda: a @ b, device) for _ in range(reps)]
     return 2 * n**3 / statistics.median(ts) / 1e9
 
@@ -131,6 +131,16 @@ def count_flops(call: Callable[[], object], net: torch.nn.Module) -> float:
             p.requires_grad_(flag)
 
 
+def plain_fp32_output(net: torch.nn.Module, net_name: str, x: torch.Tensor, us) -> torch.Tensor:
+    """The plain path's output in true float32 (TF32 off), the reference of every precision."""
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        return make_call(net, net_name, x, us, None)().float()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
 def main(argv: List[str] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--sizes', type=int, nargs='+', default=[256, 512])
@@ -138,20 +148,21 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--device', default='cpu')
-    p.add_argument('--precision', choices=sorted(DTYPES), default='fp32', help='autocast dtype (fp32 = off)')
+    p.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                   help='fp32 (TF32 off) | tf32 | bf16 / fp16 autocast; see bench/_common.py')
     p.add_argument('--compile', action='store_true', help='also time prepare_for_inference(net, compile=True)')
+    p.add_argument('--compile-mode', default=None,
+                   help='torch.compile mode for --compile (e.g. reduce-overhead: CUDA graphs, static shapes)')
+    p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
     p.add_argument('--net', choices=['restore', 'degrad'], default='restore')
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    dtype = DTYPES[args.precision]
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (
-        f'CPU ({os.cpu_count()} cores visible), {torch.get_num_threads()} threads')
-    print(f'torch {torch.__version__} | device {name} | threads {torch.get_num_threads()} | '
-          f'precision {args.precision} | net {args.net} | batch {args.batch} | runs {args.runs}')
-    ceiling_before = matmul_ceiling(device)
-    print(f'float32 matmul ceiling (2048^3): {ceiling_before:.1f} GFLOP/s')
+    device, dtype = set_up(args.device, args.precision, args.threads, args.cudnn_benchmark)
+    print(header(device, args.precision, net=args.net, batch=args.batch, runs=args.runs))
+    ceiling_dtype = dtype or torch.float32
+    ceiling_name = f'{str(ceiling_dtype).replace("torch.", "")}{" (TF32)" if args.precision == "tf32" else ""}'
+    ceiling_before = matmul_ceiling(device, ceiling_dtype)
+    print(f'{ceiling_name} matmul ceiling: {ceiling_before:.1f} GFLOP/s')
 
     net = build(args.net, device)
     paths: Dict[str, torch.nn.Module] = {'plain': net}
@@ -160,7 +171,8 @@ def main(argv: List[str] = None) -> None:
     print(f'prepare_for_inference: {1e3 * (time.perf_counter() - t):.1f} ms')
     compile_s = None
     if args.compile:
-        paths['compiled'] = prepare_for_inference(net, compile=True)
+        options = {'mode': args.compile_mode, 'dynamic': False} if args.compile_mode else None
+        paths['compiled'] = prepare_for_inference(net, compile=True, compile_options=options)
 
     rows = []
     for size in args.sizes:
@@ -173,37 +185,40 @@ def main(argv: List[str] = None) -> None:
                                    heads=[1, 1, 1, 1], query_dim=64).to(device)(x, return_degradation=True)
         calls = {k: make_call(m, args.net, x, us, dtype) for k, m in paths.items()}
         flops = count_flops(calls['plain'], net)
+        reference = plain_fp32_output(net, args.net, x, us)
         outs, peaks, times = {}, {}, {k: [] for k in calls}
         for k, call in calls.items():  # warm-up (compilation for 'compiled') + peak memory + output
+            t = time.perf_counter()
+            call()
+            sync(device)
             if k == 'compiled':
-                t = time.perf_counter()
-                call()
                 compile_s = time.perf_counter() - t
                 print(f'  {size}^2: torch.compile warm-up (compile + first run): {compile_s:.1f} s')
             holder = {}
             peaks[k] = peak_memory_mib(lambda: holder.setdefault('y', call()), device)
-            outs[k] = holder['y'].float()
+            outs[k] = holder['y'].float().clone()
         for _ in range(args.runs):  # interleaved A B (C) A B (C) ...
             for k, call in calls.items():
                 times[k].append(timed(call, device))
-        diff = {k: (outs[k] - outs['plain']).abs().max().item() for k in calls if k != 'plain'}
         med = {k: statistics.median(v) for k, v in times.items()}
         for k in calls:
+            diff = (outs[k] - outs['plain']).abs().max().item()
+            diff32 = (outs[k] - reference).abs().max().item()
             rows.append((size, k, med[k], min(times[k]), max(times[k]), med['plain'] / med[k], peaks[k],
-                         flops / med[k] / 1e9, diff.get(k, 0.0)))
-        print(f'  {size}^2 done: ' + ', '.join(f'{k} {med[k]:.2f} s' for k in calls) +
+                         flops / med[k] / 1e9, diff, diff32))
+        print(f'  {size}^2 done: ' + ', '.join(f'{k} {med[k]:.4f} s' for k in calls) +
               f' | {flops / 1e9:.1f} GFLOP')
-    ceiling = max(ceiling_before, matmul_ceiling(device))
-    print(f'float32 matmul ceiling after: {ceiling:.1f} GFLOP/s (best of before/after used below)')
+    ceiling = max(ceiling_before, matmul_ceiling(device, ceiling_dtype))
+    print(f'{ceiling_name} matmul ceiling after: {ceiling:.1f} GFLOP/s (best of before/after used below)')
 
     print()
-    print(f'| size | path | median s | min-max s | speed-up vs plain | peak MiB | GFLOP/s | '
-          f'x floor (FLOP/ceiling) | max abs diff |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for size, k, m, lo, hi, ratio, peak, gfs, d in rows:
+    print('| size | path | median s | min-max s | speed-up vs plain | peak MiB | GFLOP/s | '
+          'x floor (FLOP/ceiling) | max abs diff vs plain | vs plain fp32 |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for size, k, m, lo, hi, ratio, peak, gfs, d, d32 in rows:
         floor = (gfs * m) / ceiling  # seconds at the ceiling
-        print(f'| {size}^2 | {k} | {m:.3f} | {lo:.3f}-{hi:.3f} | {ratio:.2f}x | {peak:.0f} | {gfs:.1f} | '
-              f'{m / floor:.2f} | {d:.2e} |')
+        print(f'| {size}^2 | {k} | {m:.4f} | {lo:.4f}-{hi:.4f} | {ratio:.2f}x | {peak:.0f} | {gfs:.1f} | '
+              f'{m / floor:.2f} | {d:.2e} | {d32:.2e} |')
     if compile_s is not None:
         print(f'\ntorch.compile warm-up (last size): {compile_s:.1f} s')
 

@@ -1,7 +1,7 @@
 """Training-step speed: plain eager networks vs the optimised view, side by side in one run.
 
     .venv/bin/python bench/bench_train.py [--configs demo default] [--runs 3] [--threads 2]
-        [--device cpu|cuda] [--precision fp32|bf16|fp16] [--batch N] [--size N]
+        [--device cpu|cuda] [--precision fp32|tf32|bf16] [--cudnn-benchmark] [--batch N] [--size N]
 
 One step is the released joint schedule with both networks in both
 directions: ``out, U = restore(lq)``, ``loss = L1(degrad(gt, U), lq) + L1(out, gt)``,
@@ -14,6 +14,9 @@ after one warm-up step each; the table gives the median step time,
 iterations/s, the fast/plain ratio, the first-step loss difference and the
 max parameter difference between the two copies after all steps.
 
+Precisions: see ``bench/_common.py`` (``fp32`` is true float32, TF32 off, on
+CUDA too; bf16 is autocast; fp16 would need a loss scaler and is not offered).
+
 Configs: ``demo`` = the networks, crop size and batch of options/train_demo.yml
 (dim 16, 64x64 crops, batch 4); ``default`` = the released networks (27.3M + 9.6M
 parameters) at the released 128x128 crops, batch 4.
@@ -22,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
-import sys
 import time
 from os import path as osp
 from typing import Dict, List, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import ROOT, header, set_up, sync  # noqa: E402  (puts the repository on sys.path)
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
@@ -40,8 +40,6 @@ from torch.nn.utils import clip_grad_norm_  # noqa: E402
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from basicsr.archs import build_network  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_training  # noqa: E402
-
-DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def config(name: str) -> Tuple[dict, dict, int, int]:
@@ -75,29 +73,21 @@ class Trainer:
         return loss.item()
 
 
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def main(argv: List[str] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--configs', nargs='+', choices=['demo', 'default'], default=['demo', 'default'])
     p.add_argument('--runs', type=int, default=3, help='timed steps per path (after 1 warm-up step)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--device', default='cpu')
-    p.add_argument('--precision', choices=sorted(DTYPES), default='fp32', help='autocast dtype (fp32 = off)')
+    p.add_argument('--precision', choices=['bf16', 'fp32', 'tf32'], default='fp32',
+                   help='fp32 (TF32 off) | tf32 | bf16 autocast; see bench/_common.py')
+    p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
     p.add_argument('--batch', type=int, default=None, help='override the config batch')
     p.add_argument('--size', type=int, default=None, help='override the config crop size')
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    dtype = DTYPES[args.precision]
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (
-        f'CPU ({os.cpu_count()} cores visible), {torch.get_num_threads()} threads')
-    print(f'torch {torch.__version__} | device {name} | threads {torch.get_num_threads()} | '
-          f'precision {args.precision} | runs {args.runs}')
+    device, dtype = set_up(args.device, args.precision, args.threads, args.cudnn_benchmark)
+    print(header(device, args.precision, runs=args.runs))
     rows = []
     for cfg in args.configs:
         g_opt, d_opt, size, batch = config(cfg)

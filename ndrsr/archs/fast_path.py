@@ -243,7 +243,8 @@ def fast_view(net: nn.Module) -> nn.Module:
     return _shadow(net, top=True)
 
 
-def prepare_for_inference(net: nn.Module, compile: bool = False) -> nn.Module:
+def prepare_for_inference(net: nn.Module, compile: bool = False,
+                          compile_options: Optional[Dict[str, object]] = None) -> nn.Module:
     """Return the inference-optimised equivalent of ``net``, in eval mode.
 
     ``net`` is not modified (its mode included): the result is a
@@ -252,12 +253,16 @@ def prepare_for_inference(net: nn.Module, compile: bool = False) -> nn.Module:
     (``NDRRestore.forward(..., return_degradation=True)``, ``.recognise()``).
     Use it under ``torch.inference_mode()`` (or ``no_grad``).
 
-    compile: also wrap the view's forward in ``torch.compile`` (dynamic
-        shapes). Slow to compile (minutes on CPU); see docs/performance.md.
+    compile: also wrap the view's forward in ``torch.compile``. Slow to compile
+        (minutes on CPU); see docs/performance.md.
+    compile_options: keyword arguments of ``torch.compile`` (default
+        ``{'dynamic': True}``: any image size without recompiling), e.g.
+        ``{'mode': 'reduce-overhead', 'dynamic': False}`` for CUDA graphs at a
+        fixed size.
     """
     view = fast_view(net).eval()
     if compile:
-        view.forward = torch.compile(view.forward, dynamic=True)
+        view.forward = torch.compile(view.forward, **(compile_options or {'dynamic': True}))
     return view
 
 
