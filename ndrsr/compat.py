@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import sys
 import types
 import zipfile
@@ -36,9 +37,59 @@ def _restore_functional_tensor() -> None:
     sys.modules[name] = module
 
 
+class LooseVersion:
+    """``distutils.version.LooseVersion`` (removed with distutils in Python 3.12): numbers and letters compared in order."""
+
+    _component = re.compile(r'(\d+ | [a-z]+ | \.)', re.VERBOSE)
+
+    def __init__(self, vstring: str) -> None:
+        self.vstring = str(vstring)
+        self.version = [int(c) if c.isdigit() else c for c in self._component.split(self.vstring) if c and c != '.']
+
+    def _other(self, other: Any) -> list:
+        return (other if isinstance(other, LooseVersion) else LooseVersion(other)).version
+
+    def __eq__(self, other: Any) -> bool:
+        return self.version == self._other(other)
+
+    def __lt__(self, other: Any) -> bool:
+        return self.version < self._other(other)
+
+    def __le__(self, other: Any) -> bool:
+        return self.version <= self._other(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self.version > self._other(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self.version >= self._other(other)
+
+    def __repr__(self) -> str:
+        return f'LooseVersion({self.vstring!r})'
+
+
+def _restore_distutils_version() -> None:
+    """Python 3.12 removed distutils, whose ``version.LooseVersion`` basicsr.archs.arch_util imports: alias it.
+
+    Only when no ``distutils`` can be imported (setuptools usually provides one).
+    """
+    try:
+        from distutils.version import LooseVersion as _  # noqa: F401
+        return
+    except ImportError:
+        pass
+    package = sys.modules.get('distutils') or types.ModuleType('distutils')
+    package.__path__ = getattr(package, '__path__', [])
+    version = types.ModuleType('distutils.version')
+    version.LooseVersion = LooseVersion
+    package.version = version
+    sys.modules['distutils'], sys.modules['distutils.version'] = package, version
+
+
 def apply_import_fixes() -> None:
     """Fixes that must be in place before ``import basicsr``."""
     _restore_functional_tensor()
+    _restore_distutils_version()
 
 
 def _mark(func: Callable) -> Callable:

@@ -65,6 +65,29 @@ def test_functional_tensor_alias_lets_basicsr_degradations_import():
     assert random_add_gaussian_noise_pt(img, sigma_range=(1, 2), gray_prob=1).shape == img.shape
 
 
+# ------------------------------------------------------------- 1b. Python 3.12
+def test_basicsr_archs_import_without_distutils():
+    """Python 3.12 has no distutils: a fresh interpreter where it cannot be imported still imports ndrsr + basicsr."""
+    import subprocess
+    from helpers_pipeline import REPO
+    code = (
+        'import sys\n'
+        'class Block:\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        '        if name == "distutils" or name.startswith("distutils.") or name == "_distutils_hack":\n'
+        '            raise ImportError("blocked: " + name)\n'
+        'sys.meta_path.insert(0, Block())\n'
+        'sys.modules.pop("distutils", None)\n'
+        'import ndrsr\n'
+        'from basicsr.archs.arch_util import LooseVersion\n'
+        'from basicsr.archs import build_network\n'
+        'assert LooseVersion("0.26.0") >= LooseVersion("0.9.0") and LooseVersion("1.2") < "1.10"\n'
+        'print(type(build_network({"type": "NDRDegrad", "dim": 8})).__name__)\n')
+    out = subprocess.run([sys.executable, '-S', '-c', code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, 'PYTHONPATH': os.pathsep.join([REPO] + sys.path[1:])})
+    assert out.returncode == 0 and out.stdout.strip() == 'NDRDegrad', out.stderr[-3000:]
+
+
 # ------------------------------------------------------------------ 2. CPU resume
 def test_resume_state_loads_on_cpu_and_restores_optimizer_and_scheduler(tmp_path):
     import basicsr.train
