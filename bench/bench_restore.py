@@ -1,7 +1,8 @@
-"""Peak memory and time of tiled restoration of a 3840x2160 image on the CPU.
+"""Peak memory and time of tiled restoration of a 3840x2160 image (CPU, or CUDA with --device).
 
     .venv/bin/python bench/bench_restore.py [--tile 512] [--overlap 32] [--network full|small]
                                             [--weights W] [--max-tiles N] [--threads 2]
+                                            [--device cpu|cuda] [--precision fp32|fp16|bf16]
 
 Runs :func:`ndrsr.inference.tile_forward` (the path ``ndrsr-restore`` uses)
 once on a synthetic photo-like 3840x2160 image and prints the wall time and
@@ -11,6 +12,8 @@ activations), plus the baseline before the run. ``--network full`` is the
 released size (random weights unless ``--weights``); ``--max-tiles N`` stops
 after N tiles (the memory peak is reached on the first tile: every tile is
 the same size) and extrapolates the time to all tiles, which the output says.
+On CUDA the peak GPU memory (``torch.cuda.max_memory_allocated``) is printed
+too, and ``--precision`` is the autocast precision of ``ndrsr-restore``.
 """
 from __future__ import annotations
 
@@ -61,11 +64,15 @@ def main() -> int:
     parser.add_argument('--weights', help='checkpoint to load instead of random weights')
     parser.add_argument('--max-tiles', type=int, default=0, help='stop after N tiles and extrapolate the time (0: all)')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = load_restore_network(args.weights) if args.weights else \
         NDRRestore(**({} if args.network == 'full' else SMALL)).eval()
+    device = torch.device(args.device)
+    net = net.to(device)
     params = sum(p.numel() for p in net.parameters())
     img = photo(args.height, args.width)
     grid = plan_tiles(args.height, args.width, args.tile, args.overlap)
@@ -81,7 +88,10 @@ def main() -> int:
     start = time.perf_counter()
     complete = True
     try:
-        out = tile_forward(net, img, tile=args.tile, overlap=args.overlap, progress=progress)
+        out = tile_forward(net, img, tile=args.tile, overlap=args.overlap, precision=args.precision,
+                           progress=progress)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
         assert out.shape == (1, 3, args.height, args.width) and torch.isfinite(out).all()
     except _Stop:
         complete = False
@@ -91,6 +101,9 @@ def main() -> int:
     total = wall if complete else (times[0] - start) + per_tile * (n_tiles - 1)
     print(f'image {args.width}x{args.height}, network {args.weights or args.network} ({params / 1e6:.2f} M params), '
           f'tile {grid.tile} overlap {grid.overlap}: {n_tiles} tiles, {args.threads} threads, torch {torch.__version__}')
+    if device.type == 'cuda':
+        print(f'device {torch.cuda.get_device_name(device)}, precision {args.precision}: peak GPU memory '
+              f'{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB')
     print(f'peak RSS {peak_rss_mib():.0f} MiB ({peak_rss_mib() / 1024:.2f} GiB; before the run {base:.0f} MiB)')
     if complete:
         print(f'time {wall:.1f} s for all {n_tiles} tiles ({wall / n_tiles:.2f} s/tile)')
