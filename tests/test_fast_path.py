@@ -13,7 +13,7 @@ from torch import nn
 
 from ndrsr.archs import NDRDegrad, NDRRestore
 from ndrsr.archs.fast_path import (FastTransformerBlock, fast_view, prepare_for_inference, prepare_for_training)
-from ndrsr.archs.restormer_blocks import TransformerBlock
+from ndrsr.archs.restormer_blocks import TransformerBlock, TransposedAttention
 from ndrsr.convert import convert_released
 
 TOL = 1e-4
@@ -161,3 +161,33 @@ def test_bf16_autocast_runs_on_cpu():
             y = prepare_for_inference(net)(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
     assert (y.float() - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
+
+
+@pytest.mark.parametrize('heads', [1, 2])
+def test_float16_attention_maps_do_not_overflow(heads):
+    """The fused attention's Gram matrix sums HW products of un-normalised q, k: in float16 it overflowed
+    (inf / inf = NaN; seen on an H100 with fp16 autocast at 256x256) where the plain path, which normalises
+    q and k first, stays finite. It is now accumulated in float32."""
+    torch.manual_seed(0)
+    attention = prepare_for_inference(TransposedAttention(32, heads))
+    q, k = 40 * torch.randn(1, 4096, 32), 40 * torch.randn(1, 4096, 32)
+    reference = attention.attention_maps(q, k)
+    maps = attention.attention_maps(q.half(), k.half())
+    assert torch.isfinite(maps).all() and max_diff(maps, reference) <= 1e-5
+
+
+@pytest.mark.parametrize('heads', [1, 2])
+def test_float16_autocast_keeps_a_float32_residual_stream(heads):
+    """Under autocast the fused residual GEMMs would cast the residual stream to float16; the view keeps it
+    float32, as the plain path does."""
+    torch.manual_seed(0)
+    block = TransformerBlock(32, heads, 2.66).eval()
+    x = 40 * torch.randn(1, 32, 16, 16)
+    with torch.inference_mode():
+        ref = block(x)
+        with torch.autocast('cpu', dtype=torch.float16):
+            plain = block(x)
+            fast = prepare_for_inference(block)(x)
+    assert torch.isfinite(plain).all() and torch.isfinite(fast).all()
+    assert fast.dtype == plain.dtype == torch.float32
+    assert max_diff(fast, ref) <= 2 * max_diff(plain, ref) + 1e-3

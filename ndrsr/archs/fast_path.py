@@ -74,6 +74,11 @@ def from_nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2)
 
 
+def reduced_precision(x: torch.Tensor) -> bool:
+    """True under autocast or for float16/bfloat16 activations (then sums that can overflow stay in float32)."""
+    return x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
+
+
 # ----------------------------------------------------------------------------- fast blocks
 class FastChannelLayerNorm(ChannelLayerNorm):
     """:class:`ChannelLayerNorm` as one ``F.layer_norm`` over the NHWC channel axis.
@@ -105,12 +110,18 @@ class FastTransposedAttention(TransposedAttention):
         qn = (q * q).sum(1, dtype=torch.float32).sqrt().clamp_min(1e-12).view(b, heads, ch, 1)
         kn = (k * k).sum(1, dtype=torch.float32).sqrt().clamp_min(1e-12).view(b, heads, 1, ch)
         if heads == 1:
-            gram = torch.bmm(q.transpose(1, 2), k).unsqueeze(1)
+            qh, kh = q.transpose(1, 2), k
         else:  # per-head (ch, HW) / (HW, ch) copies: one dense bmm beats per-head strided GEMMs
             qh = q.reshape(b, hw, heads, ch).permute(0, 2, 3, 1).reshape(b * heads, ch, hw)
             kh = k.reshape(b, hw, heads, ch).permute(0, 2, 1, 3).reshape(b * heads, hw, ch)
-            gram = torch.bmm(qh, kh).view(b, heads, ch, ch)
-        return (gram / (qn * kn) * self.temperature).softmax(dim=-1)
+        if reduced_precision(q):
+            # The un-normalised Gram matrix sums HW products: it overflows float16 (inf / inf = NaN)
+            # where the plain path's normalised q, k stay in [-1, 1]. Accumulate it in float32.
+            with torch.autocast(q.device.type, enabled=False):
+                gram = torch.bmm(qh.float(), kh.float())
+        else:
+            gram = torch.bmm(qh, kh)
+        return (gram.view(b, heads, ch, ch) / (qn * kn) * self.temperature).softmax(dim=-1)
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -121,8 +132,10 @@ class FastTransposedAttention(TransposedAttention):
         # proj(attn @ v) = (W_proj blockdiag(attn)) v: one (C, C) matrix per image.
         w_proj = self.proj.weight.view(c, self.heads, ch).transpose(0, 1)  # (heads, C_out, ch)
         mix = torch.matmul(w_proj, attn).transpose(1, 2).reshape(b, c, c)  # (B, C_out, C)
-        if residual is None:
+        if residual is None or reduced_precision(v):
             out = torch.bmm(v, mix.transpose(1, 2))
+            if residual is not None:  # the residual stream stays float32 under autocast, as in the plain path
+                return residual + from_nhwc(out.view(b, h, w, c))
         else:
             res = nhwc(to_channels_last(residual)).reshape(b, h * w, c)
             out = torch.baddbmm(res, v, mix.transpose(1, 2))
@@ -144,8 +157,10 @@ class FastGatedFeedForward(GatedFeedForward):
         g = g.mul_(value) if not torch.is_grad_enabled() else g * value
         g = nhwc(to_channels_last(g)).reshape(b * h * w, hidden)
         weight = self.project_out.weight.view(c, hidden).t()
-        if residual is None:
+        if residual is None or reduced_precision(g):
             out = torch.mm(g, weight)
+            if residual is not None:  # the residual stream stays float32 under autocast, as in the plain path
+                return residual + from_nhwc(out.view(b, h, w, c))
         else:
             out = torch.addmm(nhwc(to_channels_last(residual)).reshape(b * h * w, c), g, weight)
         return from_nhwc(out.view(b, h, w, c))
