@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/bench_arch.py [--sizes 256 512] [--runs 5] [--threads 2]
         [--device cpu|cuda] [--precision fp32|tf32|bf16|fp16] [--compile] [--compile-mode MODE]
-        [--cudnn-benchmark] [--net restore|degrad]
+        [--cudnn-benchmark] [--cuda-graph] [--net restore|degrad]
 
 "plain" is the network as written (``net`` under ``torch.inference_mode()``);
 "fast" is ``ndrsr.archs.fast_path.prepare_for_inference(net)``; "compiled"
 (with ``--compile``) is ``prepare_for_inference(net, compile=True)`` (with
 ``--compile-mode``: that ``torch.compile`` mode, e.g. ``reduce-overhead`` for
 CUDA graphs, with static shapes), whose compile time is measured and printed
-separately. Precisions: see ``bench/_common.py`` (``fp32`` is true float32,
+separately. "graph" (with ``--cuda-graph``, CUDA only) is the fast path
+captured once per size in a CUDA graph and replayed: what the network costs
+without Python and kernel-launch overhead. Precisions: see ``bench/_common.py`` (``fp32`` is true float32,
 TF32 off, on CUDA too). For every size the paths run
 interleaved (A B A B ...) after one warm-up each, so machine load hits them
 alike; the table gives medians, min-max, the fast/plain ratio, the peak memory
@@ -116,6 +118,24 @@ def make_call(net: torch.nn.Module, net_name: str, x: torch.Tensor, us, dtype) -
     return call
 
 
+def cuda_graph_call(call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``call`` captured in a CUDA graph (same input tensor); the result replays it and returns its output."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up outside the capture (cuDNN algorithm choice, allocator)
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = call()
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return out
+    return replay
+
+
 def count_flops(call: Callable[[], object], net: torch.nn.Module) -> float:
     """FLOPs of one call (the counter's module tracker needs parameters that do not require grad)."""
     flags = [(p, p.requires_grad) for p in net.parameters()]
@@ -154,6 +174,7 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--compile-mode', default=None,
                    help='torch.compile mode for --compile (e.g. reduce-overhead: CUDA graphs, static shapes)')
     p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
+    p.add_argument('--cuda-graph', action='store_true', help='also time the fast path replayed from a CUDA graph')
     p.add_argument('--net', choices=['restore', 'degrad'], default='restore')
     args = p.parse_args(argv)
 
@@ -184,6 +205,8 @@ def main(argv: List[str] = None) -> None:
                 _, us = NDRRestore(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
                                    heads=[1, 1, 1, 1], query_dim=64).to(device)(x, return_degradation=True)
         calls = {k: make_call(m, args.net, x, us, dtype) for k, m in paths.items()}
+        if args.cuda_graph and device.type == 'cuda':
+            calls['graph'] = cuda_graph_call(calls['fast'])
         flops = count_flops(calls['plain'], net)
         reference = plain_fp32_output(net, args.net, x, us)
         outs, peaks, times = {}, {}, {k: [] for k in calls}

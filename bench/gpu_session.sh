@@ -5,7 +5,7 @@
 #
 # PARTS (default: smoke arch train restore data):
 #   smoke    bench/gpu_smoke.py (numbers on CUDA, nccl torchrun + CUDA prefetch + resume, test.py, ndrsr.restore)
-#   arch     bench/bench_arch.py at 256^2 and 512^2 in fp32 (TF32 off), tf32, bf16 and fp16
+#   arch     bench/bench_arch.py at 256^2 and 512^2 in fp32 (TF32 off), tf32, bf16 and fp16 (+ CUDA graph replay)
 #   compile  bench/bench_arch.py --compile (dynamic shapes, and reduce-overhead = CUDA graphs) in bf16
 #   train    bench/bench_train.py (demo and released sizes) in fp32, tf32 and bf16
 #   restore  bench/bench_restore.py: a 3840x2160 image through ndrsr-restore's tiled path, fp32 and fp16
@@ -30,11 +30,12 @@ run_part() {
         smoke) $py bench/gpu_smoke.py ;;
         arch)
             for p in fp32 tf32 bf16 fp16; do
-                $py bench/bench_arch.py --device cuda --precision "$p" --sizes 256 512 --runs 30 --cudnn-benchmark
+                $py bench/bench_arch.py --device cuda --precision "$p" --sizes 256 512 --runs 30 --cudnn-benchmark \
+                    --cuda-graph
             done ;;
         compile)
-            $py bench/bench_arch.py --device cuda --precision bf16 --sizes 512 --runs 30 --cudnn-benchmark --compile
-            $py bench/bench_arch.py --device cuda --precision bf16 --sizes 512 --runs 30 --cudnn-benchmark \
+            timeout 300 $py bench/bench_arch.py --device cuda --precision bf16 --sizes 512 --runs 30 --cudnn-benchmark --compile
+            timeout 300 $py bench/bench_arch.py --device cuda --precision bf16 --sizes 512 --runs 30 --cudnn-benchmark \
                 --compile --compile-mode reduce-overhead ;;
         train)
             for p in fp32 tf32 bf16; do
@@ -46,7 +47,7 @@ run_part() {
             done ;;
         data)
             for w in 0 4 8; do
-                $py bench/bench_data.py --workers "$w" --samples 200 --rounds 3
+                $py bench/bench_data.py --workers "$w" --samples 100 --rounds 3
             done ;;
         *) echo "unknown part $part"; return 2 ;;
     esac
