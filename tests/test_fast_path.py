@@ -167,7 +167,7 @@ def test_bf16_autocast_runs_on_cpu():
 def test_float16_attention_maps_do_not_overflow(heads):
     """The fused attention's Gram matrix sums HW products of un-normalised q, k: in float16 it overflowed
     (inf / inf = NaN; seen on an H100 with fp16 autocast at 256x256) where the plain path, which normalises
-    q and k first, stays finite. It is now accumulated in float32."""
+    q and k first, stays finite. In reduced precision the view now normalises q and k first too."""
     torch.manual_seed(0)
     attention = prepare_for_inference(TransposedAttention(32, heads))
     q, k = 40 * torch.randn(1, 4096, 32), 40 * torch.randn(1, 4096, 32)

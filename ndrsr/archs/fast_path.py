@@ -109,19 +109,21 @@ class FastTransposedAttention(TransposedAttention):
         heads, ch = self.heads, c // self.heads
         qn = (q * q).sum(1, dtype=torch.float32).sqrt().clamp_min(1e-12).view(b, heads, ch, 1)
         kn = (k * k).sum(1, dtype=torch.float32).sqrt().clamp_min(1e-12).view(b, heads, 1, ch)
+        low = reduced_precision(q)
+        if low:
+            # The un-normalised Gram matrix sums HW products and overflows float16 (inf / inf = NaN); in
+            # reduced precision normalise q and k first, as the plain path does (entries within [-1, 1]).
+            q = q * (1 / qn).reshape(b, 1, c).to(q.dtype)
+            k = k * (1 / kn).reshape(b, 1, c).to(k.dtype)
         if heads == 1:
-            qh, kh = q.transpose(1, 2), k
+            gram = torch.bmm(q.transpose(1, 2), k).unsqueeze(1)
         else:  # per-head (ch, HW) / (HW, ch) copies: one dense bmm beats per-head strided GEMMs
             qh = q.reshape(b, hw, heads, ch).permute(0, 2, 3, 1).reshape(b * heads, ch, hw)
             kh = k.reshape(b, hw, heads, ch).permute(0, 2, 1, 3).reshape(b * heads, hw, ch)
-        if reduced_precision(q):
-            # The un-normalised Gram matrix sums HW products: it overflows float16 (inf / inf = NaN)
-            # where the plain path's normalised q, k stay in [-1, 1]. Accumulate it in float32.
-            with torch.autocast(q.device.type, enabled=False):
-                gram = torch.bmm(qh.float(), kh.float())
-        else:
-            gram = torch.bmm(qh, kh)
-        return (gram.view(b, heads, ch, ch) / (qn * kn) * self.temperature).softmax(dim=-1)
+            gram = torch.bmm(qh, kh).view(b, heads, ch, ch)
+        if not low:
+            gram = gram / (qn * kn)
+        return (gram * self.temperature).softmax(dim=-1)
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, c, h, w = x.shape
