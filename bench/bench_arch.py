@@ -21,6 +21,12 @@ measured float32 matmul ceiling (median of 2048x2048 matmuls, best of the
 measurements before and after), i.e. how far each path is from the floor
 ``FLOP / ceiling``.
 
+Allocator (CPU): every path is timed twice, first with glibc's default
+allocator, then (same process) after ``ndrsr.allocator.retain_freed_memory()``,
+which ndrsr's entry points (ndrsr-restore, train.py, test.py) switch on: rows
+``plain+retain`` / ``fast+retain``. Speed-ups are against ``plain`` with the
+default allocator, the straightforward eager baseline (``--allocator`` picks one).
+
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over one forward; on
 the CPU the peak resident set size during one forward (``VmHWM`` reset through
 ``/proc/self/clear_refs``, freed heap returned with ``malloc_trim``) minus the
@@ -47,6 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from ndrsr.archs import NDRDegrad, NDRRestore  # noqa: E402
+from ndrsr.allocator import retain_freed_memory  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_inference  # noqa: E402
 
 
@@ -176,6 +183,9 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
     p.add_argument('--cuda-graph', action='store_true', help='also time the fast path replayed from a CUDA graph')
     p.add_argument('--net', choices=['restore', 'degrad'], default='restore')
+    p.add_argument('--allocator', choices=['both', 'default', 'retain'], default='both',
+                   help="CPU: time every path with glibc's default allocator, then after "
+                        'ndrsr.allocator.retain_freed_memory() (both), or only one of them')
     args = p.parse_args(argv)
 
     device, dtype = set_up(args.device, args.precision, args.threads, args.cudnn_benchmark)
@@ -195,47 +205,56 @@ def main(argv: List[str] = None) -> None:
         options = {'mode': args.compile_mode, 'dynamic': False} if args.compile_mode else None
         paths['compiled'] = prepare_for_inference(net, compile=True, compile_options=options)
 
-    rows = []
-    for size in args.sizes:
-        gen = torch.Generator().manual_seed(size)
-        x = torch.rand(args.batch, 3, size, size, generator=gen).to(device)
-        us = None
-        if args.net == 'degrad':
-            with torch.inference_mode():
-                _, us = NDRRestore(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
-                                   heads=[1, 1, 1, 1], query_dim=64).to(device)(x, return_degradation=True)
-        calls = {k: make_call(m, args.net, x, us, dtype) for k, m in paths.items()}
-        if args.cuda_graph and device.type == 'cuda':
-            calls['graph'] = cuda_graph_call(calls['fast'])
-        flops = count_flops(calls['plain'], net)
-        reference = plain_fp32_output(net, args.net, x, us)
-        outs, peaks, times = {}, {}, {k: [] for k in calls}
-        for k, call in calls.items():  # warm-up (compilation for 'compiled') + peak memory + output
-            t = time.perf_counter()
-            call()
-            sync(device)
-            if k == 'compiled':
-                compile_s = time.perf_counter() - t
-                print(f'  {size}^2: torch.compile warm-up (compile + first run): {compile_s:.1f} s')
-            holder = {}
-            peaks[k] = peak_memory_mib(lambda: holder.setdefault('y', call()), device)
-            outs[k] = holder['y'].float().clone()
-        for _ in range(args.runs):  # interleaved A B (C) A B (C) ...
-            for k, call in calls.items():
-                times[k].append(timed(call, device))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        for k in calls:
-            diff = (outs[k] - outs['plain']).abs().max().item()
-            diff32 = (outs[k] - reference).abs().max().item()
-            rows.append((size, k, med[k], min(times[k]), max(times[k]), med['plain'] / med[k], peaks[k],
-                         flops / med[k] / 1e9, diff, diff32))
-        print(f'  {size}^2 done: ' + ', '.join(f'{k} {med[k]:.4f} s' for k in calls) +
-              f' | {flops / 1e9:.1f} GFLOP')
+    phases = ['default', 'retain'] if args.allocator == 'both' else [args.allocator]
+    if device.type == 'cuda':
+        phases = ['default']  # the CUDA caching allocator already reuses memory
+    rows, baseline = [], {}
+    for phase in phases:  # glibc's allocator first; retain_freed_memory() cannot be undone in a process
+        if phase == 'retain':
+            print(f'ndrsr.allocator.retain_freed_memory(): {retain_freed_memory()}')
+        suffix = '+retain' if len(phases) > 1 and phase == 'retain' else ''
+        for size in args.sizes:
+            gen = torch.Generator().manual_seed(size)
+            x = torch.rand(args.batch, 3, size, size, generator=gen).to(device)
+            us = None
+            if args.net == 'degrad':
+                with torch.inference_mode():
+                    _, us = NDRRestore(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
+                                       heads=[1, 1, 1, 1], query_dim=64).to(device)(x, return_degradation=True)
+            calls = {k: make_call(m, args.net, x, us, dtype) for k, m in paths.items()}
+            if args.cuda_graph and device.type == 'cuda':
+                calls['graph'] = cuda_graph_call(calls['fast'])
+            flops = count_flops(calls['plain'], net)
+            reference = plain_fp32_output(net, args.net, x, us)
+            outs, peaks, times = {}, {}, {k: [] for k in calls}
+            for k, call in calls.items():  # warm-up (compilation for 'compiled') + peak memory + output
+                t = time.perf_counter()
+                call()
+                sync(device)
+                if k == 'compiled':
+                    compile_s = time.perf_counter() - t
+                    print(f'  {size}^2: torch.compile warm-up (compile + first run): {compile_s:.1f} s')
+                holder = {}
+                peaks[k] = peak_memory_mib(lambda: holder.setdefault('y', call()), device)
+                outs[k] = holder['y'].float().clone()
+            for _ in range(args.runs):  # interleaved A B (C) A B (C) ...
+                for k, call in calls.items():
+                    times[k].append(timed(call, device))
+            med = {k: statistics.median(v) for k, v in times.items()}
+            baseline.setdefault(size, med['plain'])
+            for k in calls:
+                diff = (outs[k] - outs['plain']).abs().max().item()
+                diff32 = (outs[k] - reference).abs().max().item()
+                rows.append((size, k + suffix, med[k], min(times[k]), max(times[k]), baseline[size] / med[k],
+                             peaks[k], flops / med[k] / 1e9, diff, diff32))
+            print(f'  {size}^2 {phase} allocator done: ' + ', '.join(f'{k} {med[k]:.4f} s' for k in calls) +
+                  f' | {flops / 1e9:.1f} GFLOP')
+    rows.sort(key=lambda row: row[0])
     ceiling = max(ceiling_before, matmul_ceiling(device, ceiling_dtype))
     print(f'{ceiling_name} matmul ceiling after: {ceiling:.1f} GFLOP/s (best of before/after used below)')
 
     print()
-    print('| size | path | median s | min-max s | speed-up vs plain | peak MiB | GFLOP/s | '
+    print('| size | path | median s | min-max s | speed-up vs plain (default allocator) | peak MiB | GFLOP/s | '
           'x floor (FLOP/ceiling) | max abs diff vs plain | vs plain fp32 |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     for size, k, m, lo, hi, ratio, peak, gfs, d, d32 in rows:

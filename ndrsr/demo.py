@@ -152,6 +152,8 @@ def main(argv=None) -> int:
     parser.add_argument('-opt', default=osp.join(ROOT, 'options', 'train_demo.yml'))
     parser.add_argument('--skip-train', action='store_true', help='only evaluate the existing demo weights')
     args = parser.parse_args(argv)
+    from ndrsr.allocator import retain_freed_memory
+    retain_freed_memory()  # see ndrsr/allocator.py
     import yaml
     with open(args.opt) as f:
         name = yaml.safe_load(f)['name']

@@ -152,9 +152,11 @@ def report_failures(failures: Sequence[Tuple[str, str]]) -> int:
 def cli_main(prog: str, parser: argparse.ArgumentParser, run_fn, argv: Optional[Sequence[str]]) -> int:
     """Parse, run, and turn usage/weights errors into one ``prog: error: ...`` line and exit status 2."""
     import ndrsr  # noqa: F401  (compat fixes and registries before basicsr is used)
+    from ndrsr.allocator import retain_freed_memory
     from ndrsr.inference import WeightsError
 
     args = parser.parse_args(argv)
+    retain_freed_memory()  # no page-fault storm per image (ndrsr/allocator.py)
     try:
         return run_fn(args)
     except (UsageError, WeightsError, FileNotFoundError, ValueError) as err:

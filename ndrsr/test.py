@@ -16,6 +16,8 @@ if __name__ == '__main__':  # run as a script: make the repository importable (s
 def main() -> None:
     """BasicSR's test_pipeline with ndrsr registered and patched."""
     import ndrsr  # noqa: F401  (must precede basicsr.test: compat fixes)
+    from ndrsr.allocator import retain_freed_memory
+    retain_freed_memory()  # reuse freed tensor memory instead of page-faulting it in again (ndrsr/allocator.py)
     from basicsr.test import test_pipeline
     from ndrsr.train import project_root
     test_pipeline(project_root())

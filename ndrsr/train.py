@@ -33,6 +33,8 @@ def _importable_from_anywhere() -> None:
 def main() -> None:
     """BasicSR's train_pipeline with ndrsr registered and patched."""
     import ndrsr  # noqa: F401  (must precede basicsr.train: compat fixes)
+    from ndrsr.allocator import retain_freed_memory
+    retain_freed_memory()  # reuse freed tensor memory instead of page-faulting it in again (ndrsr/allocator.py)
     from basicsr.train import train_pipeline
     train_pipeline(project_root())
 
