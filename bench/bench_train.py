@@ -17,6 +17,11 @@ max parameter difference between the two copies after all steps.
 Precisions: see ``bench/_common.py`` (``fp32`` is true float32, TF32 off, on
 CUDA too; bf16 is autocast; fp16 would need a loss scaler and is not offered).
 
+Allocator (CPU): both paths are timed with glibc's default allocator, then
+(same process) after ``ndrsr.allocator.retain_freed_memory()``, which
+``ndrsr/train.py`` switches on (rows ``+retain``); speed-ups are against
+``plain`` with the default allocator.
+
 Configs: ``demo`` = the networks, crop size and batch of options/train_demo.yml
 (dim 16, 64x64 crops, batch 4); ``default`` = the released networks (27.3M + 9.6M
 parameters) at the released 128x128 crops, batch 4.
@@ -39,6 +44,7 @@ from torch.nn.utils import clip_grad_norm_  # noqa: E402
 
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from basicsr.archs import build_network  # noqa: E402
+from ndrsr.allocator import retain_freed_memory  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_training  # noqa: E402
 
 
@@ -82,46 +88,58 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--precision', choices=['bf16', 'fp32', 'tf32'], default='fp32',
                    help='fp32 (TF32 off) | tf32 | bf16 autocast; see bench/_common.py')
     p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
+    p.add_argument('--allocator', choices=['both', 'default', 'retain'], default='both',
+                   help="CPU: glibc's default allocator, then after ndrsr.allocator.retain_freed_memory() (both)")
     p.add_argument('--batch', type=int, default=None, help='override the config batch')
     p.add_argument('--size', type=int, default=None, help='override the config crop size')
     args = p.parse_args(argv)
 
     device, dtype = set_up(args.device, args.precision, args.threads, args.cudnn_benchmark)
     print(header(device, args.precision, runs=args.runs))
-    rows = []
-    for cfg in args.configs:
-        g_opt, d_opt, size, batch = config(cfg)
-        size, batch = args.size or size, args.batch or batch
-        torch.manual_seed(0)
-        restore, degrad = build_network(g_opt).to(device).train(), build_network(d_opt).to(device).train()
-        trainers: Dict[str, Trainer] = {
-            'plain': Trainer(copy.deepcopy(restore), copy.deepcopy(degrad), False, dtype),
-            'fast': Trainer(copy.deepcopy(restore), copy.deepcopy(degrad), True, dtype),
-        }
-        gen = torch.Generator().manual_seed(1)
-        batches = [(torch.rand(batch, 3, size, size, generator=gen).to(device),
-                    torch.rand(batch, 3, size, size, generator=gen).to(device)) for _ in range(args.runs + 1)]
-        times: Dict[str, List[float]] = {k: [] for k in trainers}
-        losses: Dict[str, List[float]] = {k: [] for k in trainers}
-        for i, (lq, gt) in enumerate(batches):  # step 0 = warm-up
-            for k, trainer in trainers.items():
-                sync(device)
-                t = time.perf_counter()
-                losses[k].append(trainer.step(lq, gt))
-                sync(device)
-                if i:
-                    times[k].append(time.perf_counter() - t)
-        param_diff = max((a - b).abs().max().item()
-                         for a, b in zip(trainers['plain'].params, trainers['fast'].params))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        n_params = sum(p.numel() for p in trainers['plain'].params)
-        for k in trainers:
-            rows.append((cfg, f'{batch}x{size}^2', n_params, k, med[k], min(times[k]), max(times[k]), 1 / med[k],
-                         med['plain'] / med[k], abs(losses[k][0] - losses['plain'][0]),
-                         param_diff if k == 'fast' else 0.0))
-        print(f'  {cfg} done: ' + ', '.join(f'{k} {med[k]:.2f} s/it' for k in trainers))
+    phases = ['default', 'retain'] if args.allocator == 'both' else [args.allocator]
+    if device.type == 'cuda':
+        phases = ['default']  # the CUDA caching allocator already reuses memory
+    rows, baseline = [], {}
+    for phase in phases:  # glibc's allocator first; retain_freed_memory() cannot be undone in a process
+        if phase == 'retain':
+            print(f'ndrsr.allocator.retain_freed_memory(): {retain_freed_memory()}')
+        suffix = '+retain' if len(phases) > 1 and phase == 'retain' else ''
+        for cfg in args.configs:
+            g_opt, d_opt, size, batch = config(cfg)
+            size, batch = args.size or size, args.batch or batch
+            torch.manual_seed(0)
+            restore, degrad = build_network(g_opt).to(device).train(), build_network(d_opt).to(device).train()
+            trainers: Dict[str, Trainer] = {
+                'plain': Trainer(copy.deepcopy(restore), copy.deepcopy(degrad), False, dtype),
+                'fast': Trainer(copy.deepcopy(restore), copy.deepcopy(degrad), True, dtype),
+            }
+            gen = torch.Generator().manual_seed(1)
+            batches = [(torch.rand(batch, 3, size, size, generator=gen).to(device),
+                        torch.rand(batch, 3, size, size, generator=gen).to(device)) for _ in range(args.runs + 1)]
+            times: Dict[str, List[float]] = {k: [] for k in trainers}
+            losses: Dict[str, List[float]] = {k: [] for k in trainers}
+            for i, (lq, gt) in enumerate(batches):  # step 0 = warm-up
+                for k, trainer in trainers.items():
+                    sync(device)
+                    t = time.perf_counter()
+                    losses[k].append(trainer.step(lq, gt))
+                    sync(device)
+                    if i:
+                        times[k].append(time.perf_counter() - t)
+            param_diff = max((a - b).abs().max().item()
+                             for a, b in zip(trainers['plain'].params, trainers['fast'].params))
+            med = {k: statistics.median(v) for k, v in times.items()}
+            baseline.setdefault(cfg, med['plain'])
+            n_params = sum(p.numel() for p in trainers['plain'].params)
+            for k in trainers:
+                rows.append((cfg, f'{batch}x{size}^2', n_params, k + suffix, med[k], min(times[k]), max(times[k]),
+                             1 / med[k], baseline[cfg] / med[k], abs(losses[k][0] - losses['plain'][0]),
+                             param_diff if k == 'fast' else 0.0))
+            print(f'  {cfg} {phase} allocator done: ' + ', '.join(f'{k} {med[k]:.2f} s/it' for k in trainers))
+    rows.sort(key=lambda row: args.configs.index(row[0]))
     print()
-    print('| config | batch x crop | params | path | median s/it | min-max s | it/s | speed-up vs plain | '
+    print('| config | batch x crop | params | path | median s/it | min-max s | it/s | speed-up vs plain '
+          '(default allocator) | '
           'first-loss diff | max param diff after steps |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     for cfg, shape, n, k, m, lo, hi, its, ratio, dl, dp in rows:
