@@ -11,10 +11,11 @@ Precisions (``--precision``):
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from os import path as osp
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
@@ -55,3 +56,26 @@ def header(device: torch.device, precision: str, **extra: object) -> str:
     parts = [f'torch {torch.__version__}', f'device {name}', f'threads {torch.get_num_threads()}',
              f'precision {precision}'] + [f'{k} {v}' for k, v in extra.items()]
     return ' | '.join(parts)
+
+
+def add_allocator_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allocator both|default|retain`` (see :func:`allocator_phases`)."""
+    parser.add_argument('--allocator', choices=['both', 'default', 'retain'], default='both',
+                        help="CPU: time every path with glibc's default allocator, then after "
+                             'ndrsr.allocator.retain_freed_memory() (both), or only one of them')
+
+
+def allocator_phases(choice: str, device: torch.device) -> Iterator[Tuple[str, str]]:
+    """Yield (phase, row-label suffix) per allocator phase, switching to the retained allocator in between.
+
+    glibc's default comes first: ``retain_freed_memory()`` cannot be undone in a
+    process. On CUDA there is one phase (its caching allocator already reuses memory).
+    """
+    phases = ['default', 'retain'] if choice == 'both' else [choice]
+    if device.type == 'cuda':
+        phases = ['default']
+    for phase in phases:
+        if phase == 'retain':
+            from ndrsr.allocator import retain_freed_memory
+            print(f'ndrsr.allocator.retain_freed_memory(): {retain_freed_memory()}')
+        yield phase, ('+retain' if len(phases) > 1 and phase == 'retain' else '')

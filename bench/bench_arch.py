@@ -46,14 +46,14 @@ import statistics
 import time
 from typing import Callable, Dict, List
 
-from _common import PRECISIONS, header, set_up, sync  # noqa: E402  (puts the repository on sys.path)
+# _common puts the repository on sys.path
+from _common import PRECISIONS, add_allocator_argument, allocator_phases, header, set_up, sync  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from ndrsr.archs import NDRDegrad, NDRRestore  # noqa: E402
-from ndrsr.allocator import retain_freed_memory  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_inference  # noqa: E402
 
 
@@ -183,9 +183,7 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
     p.add_argument('--cuda-graph', action='store_true', help='also time the fast path replayed from a CUDA graph')
     p.add_argument('--net', choices=['restore', 'degrad'], default='restore')
-    p.add_argument('--allocator', choices=['both', 'default', 'retain'], default='both',
-                   help="CPU: time every path with glibc's default allocator, then after "
-                        'ndrsr.allocator.retain_freed_memory() (both), or only one of them')
+    add_allocator_argument(p)
     args = p.parse_args(argv)
 
     device, dtype = set_up(args.device, args.precision, args.threads, args.cudnn_benchmark)
@@ -205,14 +203,8 @@ def main(argv: List[str] = None) -> None:
         options = {'mode': args.compile_mode, 'dynamic': False} if args.compile_mode else None
         paths['compiled'] = prepare_for_inference(net, compile=True, compile_options=options)
 
-    phases = ['default', 'retain'] if args.allocator == 'both' else [args.allocator]
-    if device.type == 'cuda':
-        phases = ['default']  # the CUDA caching allocator already reuses memory
     rows, baseline = [], {}
-    for phase in phases:  # glibc's allocator first; retain_freed_memory() cannot be undone in a process
-        if phase == 'retain':
-            print(f'ndrsr.allocator.retain_freed_memory(): {retain_freed_memory()}')
-        suffix = '+retain' if len(phases) > 1 and phase == 'retain' else ''
+    for phase, suffix in allocator_phases(args.allocator, device):
         for size in args.sizes:
             gen = torch.Generator().manual_seed(size)
             x = torch.rand(args.batch, 3, size, size, generator=gen).to(device)

@@ -35,7 +35,8 @@ import time
 from os import path as osp
 from typing import Dict, List, Tuple
 
-from _common import ROOT, header, set_up, sync  # noqa: E402  (puts the repository on sys.path)
+# _common puts the repository on sys.path
+from _common import ROOT, add_allocator_argument, allocator_phases, header, set_up, sync  # noqa: E402
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
@@ -44,7 +45,6 @@ from torch.nn.utils import clip_grad_norm_  # noqa: E402
 
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from basicsr.archs import build_network  # noqa: E402
-from ndrsr.allocator import retain_freed_memory  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_training  # noqa: E402
 
 
@@ -88,22 +88,15 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--precision', choices=['bf16', 'fp32', 'tf32'], default='fp32',
                    help='fp32 (TF32 off) | tf32 | bf16 autocast; see bench/_common.py')
     p.add_argument('--cudnn-benchmark', action='store_true', help='torch.backends.cudnn.benchmark = True')
-    p.add_argument('--allocator', choices=['both', 'default', 'retain'], default='both',
-                   help="CPU: glibc's default allocator, then after ndrsr.allocator.retain_freed_memory() (both)")
+    add_allocator_argument(p)
     p.add_argument('--batch', type=int, default=None, help='override the config batch')
     p.add_argument('--size', type=int, default=None, help='override the config crop size')
     args = p.parse_args(argv)
 
     device, dtype = set_up(args.device, args.precision, args.threads, args.cudnn_benchmark)
     print(header(device, args.precision, runs=args.runs))
-    phases = ['default', 'retain'] if args.allocator == 'both' else [args.allocator]
-    if device.type == 'cuda':
-        phases = ['default']  # the CUDA caching allocator already reuses memory
     rows, baseline = [], {}
-    for phase in phases:  # glibc's allocator first; retain_freed_memory() cannot be undone in a process
-        if phase == 'retain':
-            print(f'ndrsr.allocator.retain_freed_memory(): {retain_freed_memory()}')
-        suffix = '+retain' if len(phases) > 1 and phase == 'retain' else ''
+    for phase, suffix in allocator_phases(args.allocator, device):
         for cfg in args.configs:
             g_opt, d_opt, size, batch = config(cfg)
             size, batch = args.size or size, args.batch or batch
