@@ -76,7 +76,12 @@ def from_nhwc(t: torch.Tensor) -> torch.Tensor:
 
 def reduced_precision(x: torch.Tensor) -> bool:
     """True under autocast or for float16/bfloat16 activations (then sums that can overflow stay in float32)."""
-    return x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
+    if x.dtype != torch.float32:
+        return True
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # torch < 2.4: no device argument
+        return torch.is_autocast_enabled() if x.is_cuda else torch.is_autocast_cpu_enabled()
 
 
 # ----------------------------------------------------------------------------- fast blocks
