@@ -6,11 +6,12 @@ forward touches new pages and the kernel zero-fills every 4 KiB page again.
 A default-size NDRRestore forward at 256x256 on the CPU takes ~1 million such
 page faults, about a third of its time (docs/performance.md). With
 ``retain_freed_memory()`` large blocks come from the heap, freed blocks are
-reused and the heap is not trimmed: no page faults after the first forward,
-the same numbers, and a few per cent more peak resident memory.
+reused and the heap is not trimmed: no page faults after the first forward
+and the same numbers, for more peak resident memory (+16 % to +33 % measured on
+the fast path; BENCHMARKS.md, "Speed").
 
 ndrsr's own entry points (``ndrsr/train.py``, ``ndrsr/test.py``,
-``ndrsr-restore`` / ``ndrsr-degrade`` / ``ndrsr-eval``, the demo) call it at
+``ndrsr-restore`` / ``ndrsr-degrade``, the demo) call it at
 start; importing ndrsr does not change the allocator of your process. Set
 ``NDRSR_RETAIN_FREED_MEMORY=0`` to keep glibc's defaults.
 """
