@@ -521,3 +521,45 @@ def test_check_reports_every_problem_and_exit_status(tmp_path, capsys):
     proc = subprocess.run([sys.executable, '-m', 'ndrsr.data.check', '-opt', str(bad), '--no-read'], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'broken.png' not in proc.stdout and 'rain-7.png not found' in proc.stdout
+
+
+# --------------------------------------------------------------------------- synthesis additions
+def test_clean_step_is_identity_and_tagged_clean():
+    from ndrsr.data.degradations import apply_synthesis, parse_synthesis, synthesis_task
+    steps = parse_synthesis(['clean'])
+    img = np.random.default_rng(0).random((16, 20, 3), dtype=np.float32)
+    out = apply_synthesis(img, steps, np.random.default_rng(1))
+    assert np.array_equal(out, img) and synthesis_task(steps) == 'clean'
+    with pytest.raises(ValueError, match='unknown keys'):
+        parse_synthesis([{'type': 'clean', 'sigma': 3}])
+
+
+def test_rain_defaults_reproduce_the_original_streaks():
+    """width/blur at their defaults draw nothing extra from the generator: old options give the same samples."""
+    from ndrsr.data.degradations import add_rain, parse_synthesis
+    img = np.full((48, 48, 3), 0.3, np.float32)
+    step = parse_synthesis(['rain'])[0]
+    a = step.apply(img, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    d, ln, ang, it = (rng.uniform(*r) for r in ((0.002, 0.006), (10, 30), (-25, 25), (0.5, 0.9)))
+    b = add_rain(img, rng, d, ln, ang, it)
+    assert np.array_equal(a, b)
+
+
+def test_rain_width_and_blur_widen_the_streaks():
+    from ndrsr.data.degradations import rain_layer
+    thin = rain_layer(96, 96, np.random.default_rng(0), 0.003, 20, 0)
+    wide = rain_layer(96, 96, np.random.default_rng(0), 0.003, 20, 0, width=3.0)
+    blurred = rain_layer(96, 96, np.random.default_rng(0), 0.003, 20, 0, blur=1.0)
+    assert (wide > 0.05).mean() > 2 * (thin > 0.05).mean()
+    assert (blurred > 0.01).mean() > (thin > 0.01).mean()
+
+
+def test_haze_tint_gives_a_coloured_airlight():
+    from ndrsr.data.degradations import parse_synthesis
+    img = np.zeros((32, 32, 3), np.float32)
+    grey = parse_synthesis([{'type': 'haze', 'beta': 3.0, 'airlight': 0.8}])[0].apply(img, np.random.default_rng(2))
+    tinted = parse_synthesis([{'type': 'haze', 'beta': 3.0, 'airlight': 0.8, 'tint': 0.1}])[0].apply(
+        img, np.random.default_rng(2))
+    assert np.ptp(grey.mean(axis=(0, 1))) < 1e-6  # grey airlight: channels equal
+    assert np.ptp(tinted.mean(axis=(0, 1))) > 0.01

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import List, Sequence
 
 import torch
+import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -19,8 +20,9 @@ class NDRRestore(nn.Module):
     Encoder levels 1-3 run transformer blocks at widths dim, 2dim, 4dim; at
     each, a :class:`DegradationQuery` against the NDR gives U_i (B, Q, H_i, W_i)
     and a :class:`DegradationInjection` modulates the skip feature with it.
-    The decoder concatenates [skip_i, upsampled] as Restormer does. No residual
-    to the input (as released).
+    The decoder concatenates [skip_i, upsampled] as Restormer does. As
+    released there is no residual to the input; ``global_residual=True`` adds
+    one (see below).
 
     Args:
         in_channels, out_channels: image channels (3).
@@ -45,6 +47,14 @@ class NDRRestore(nn.Module):
             all-in-one setting) runs the whole U-Net at the low resolution and
             adds a conv3 + pixel-shuffle(s) up-sampler before the last conv,
             so a (B, 3, H, W) degraded input gives a (B, 3, sH, sW) output.
+        global_residual: False (released): the decoder outputs the restored
+            image itself. True: it outputs a correction added to the input,
+            ``restored = decode(...) + lq`` at upscale 1 and
+            ``decode(...) + bicubic_up_s(lq)`` at upscale s > 1 (PyTorch bicubic,
+            align_corners=False). Same parameters and state-dict keys; a
+            freshly initialised network is then close to the identity, which is
+            what small training budgets need (without it the first thousands of
+            iterations are spent learning to reproduce colours and brightness).
 
     forward(lq (B, 3, H, W), return_degradation=False)
         -> restored (B, 3, sH, sW) [, [U1, U2, U3]]
@@ -69,12 +79,14 @@ class NDRRestore(nn.Module):
                  cp_rank: int = 16,
                  query_mode: str = 'ndr',
                  injection_mode: str = 'cp',
-                 upscale: int = 1):
+                 upscale: int = 1,
+                 global_residual: bool = False):
         super().__init__()
         if len(num_blocks) != 4 or len(heads) != 4:
             raise ValueError(f'num_blocks and heads need 4 entries each, got {list(num_blocks)} and {list(heads)}')
         self.in_channels = in_channels
         self.upscale = int(upscale)
+        self.global_residual = bool(global_residual)
         ffn = ffn_expansion_factor
         widths = [dim, dim * 2, dim * 4]
 
@@ -167,9 +179,17 @@ class NDRRestore(nn.Module):
         h, w = lq.shape[-2:]
         latent, skips, degradations = self.encode(pad_to_multiple(lq, self.stride))
         restored = self.decode(latent, skips)[..., :h * self.upscale, :w * self.upscale]
+        if self.global_residual:
+            restored = restored + self.input_base(lq)
         if return_degradation:
             return restored, degradations
         return restored
+
+    def input_base(self, lq: torch.Tensor) -> torch.Tensor:
+        """What the global residual adds: lq (B, 3, H, W), or its bicubic s-times up-scaling (B, 3, sH, sW)."""
+        if self.upscale == 1:
+            return lq
+        return F.interpolate(lq, scale_factor=self.upscale, mode='bicubic', align_corners=False)
 
     @torch.no_grad()
     def recognise(self, lq: torch.Tensor):

@@ -22,8 +22,11 @@ import numpy as np
 from basicsr.utils.matlab_functions import imresize
 
 NOISE_SIGMAS = (15, 25, 50)
-RAIN_DEFAULTS = dict(density=(0.002, 0.006), length=(10, 30), angle=(-25, 25), intensity=(0.5, 0.9))
-HAZE_DEFAULTS = dict(beta=(0.6, 1.8), airlight=(0.7, 1.0))
+RAIN_DEFAULTS = dict(density=(0.002, 0.006), length=(10, 30), angle=(-25, 25), intensity=(0.5, 0.9), width=0.75,
+                     blur=0.0)
+HAZE_DEFAULTS = dict(beta=(0.6, 1.8), airlight=(0.7, 1.0), tint=0.0)
+# Parameters added after the first release of the synthesis: at their defaults they draw nothing from the
+# generator, so older options reproduce their samples exactly.
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -69,20 +72,22 @@ def bicubic_down_up(img: np.ndarray, scale: int = 2) -> np.ndarray:
     return np.clip(imresize(small, scale), 0, 1).astype(np.float32)
 
 
-def _line_kernel(length: float, angle: float) -> np.ndarray:
-    """A (k, k) float32 kernel holding an anti-aliased line of ``length`` px, ``angle`` degrees from vertical, max 1."""
-    k = int(math.ceil(length)) | 1
+def _line_kernel(length: float, angle: float, width: float = 0.75) -> np.ndarray:
+    """A (k, k) float32 kernel holding an anti-aliased line of ``length`` px and ``width`` px, ``angle`` degrees
+    from vertical, max 1."""
+    k = (int(math.ceil(length)) + (2 * int(math.ceil(width)) if width > 0.75 else 0)) | 1  # 0.75: the original size
     kernel = np.zeros((k * 4, k * 4), np.float32)  # drawn 4x larger, then area-downsampled (anti-aliasing)
     c = k * 2 - 0.5
     dx, dy = math.sin(math.radians(angle)) * length * 2, math.cos(math.radians(angle)) * length * 2
     p1 = (int(round((c - dx) * 16)), int(round((c - dy) * 16)))
     p2 = (int(round((c + dx) * 16)), int(round((c + dy) * 16)))
-    cv2.line(kernel, p1, p2, 1.0, thickness=3, lineType=cv2.LINE_AA, shift=4)
+    cv2.line(kernel, p1, p2, 1.0, thickness=max(1, int(round(width * 4))), lineType=cv2.LINE_AA, shift=4)
     kernel = cv2.resize(kernel, (k, k), interpolation=cv2.INTER_AREA)
     return kernel / max(float(kernel.max()), 1e-6)
 
 
-def rain_layer(h: int, w: int, rng: np.random.Generator, density: float, length: float, angle: float) -> np.ndarray:
+def rain_layer(h: int, w: int, rng: np.random.Generator, density: float, length: float, angle: float,
+               width: float = 0.75, blur: float = 0.0) -> np.ndarray:
     """Synthetic rain streaks: sparse random drops smeared along one direction.
 
     Args:
@@ -90,6 +95,8 @@ def rain_layer(h: int, w: int, rng: np.random.Generator, density: float, length:
         density: fraction of pixels that seed a streak (e.g. 0.004).
         length: streak length in pixels.
         angle: streak direction in degrees from vertical.
+        width: streak width in pixels (0.75: the thin streaks of Rain100L; 2-3: heavy rain).
+        blur: Gaussian sigma (px) of a defocus blur of the streak layer (0: none).
 
     Returns:
         (H, W) float32 in [0, 1] (streak opacity).
@@ -98,23 +105,26 @@ def rain_layer(h: int, w: int, rng: np.random.Generator, density: float, length:
     if not drops.any():  # small crops: never a 'rain' sample without rain
         drops[rng.integers(h), rng.integers(w)] = 1
     drops *= rng.uniform(0.6, 1.0, size=(h, w)).astype(np.float32)
-    streaks = cv2.filter2D(drops, -1, _line_kernel(length, angle), borderType=cv2.BORDER_CONSTANT)
+    streaks = cv2.filter2D(drops, -1, _line_kernel(length, angle, width), borderType=cv2.BORDER_CONSTANT)
+    if blur > 0:
+        streaks = cv2.GaussianBlur(streaks, (0, 0), blur)
     return np.clip(streaks, 0, 1)
 
 
 def add_rain(img: np.ndarray, rng: np.random.Generator, density: float, length: float, angle: float,
-             intensity: float) -> np.ndarray:
+             intensity: float, width: float = 0.75, blur: float = 0.0) -> np.ndarray:
     """Blend white rain streaks onto ``img`` (screen blend: ``img + a * s * (1 - img)``).
 
     Args:
         img: (H, W, C) float32 in [0, 1].
         intensity: streak opacity a in [0, 1].
-        density, length, angle: see :func:`rain_layer`.
+        density, length, angle, width, blur: see :func:`rain_layer`.
 
     Returns:
         (H, W, C) float32 in [0, 1].
     """
-    s = rain_layer(img.shape[0], img.shape[1], rng, density, length, angle)[:, :, None] * np.float32(intensity)
+    s = rain_layer(img.shape[0], img.shape[1], rng, density, length, angle, width, blur)[:, :, None]
+    s = s * np.float32(intensity)
     return np.clip(img + s * (1 - img), 0, 1).astype(np.float32)
 
 
@@ -143,20 +153,21 @@ def depth_proxy(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(0.5 * ramp + 0.3 * dark + 0.2 * field, 0, 1).astype(np.float32)
 
 
-def add_haze(img: np.ndarray, beta: float, airlight: float, depth: np.ndarray) -> np.ndarray:
+def add_haze(img: np.ndarray, beta: float, airlight, depth: np.ndarray) -> np.ndarray:
     """Atmospheric scattering model ``I = J t + A (1 - t)``, ``t = exp(-beta d)``.
 
     Args:
         img: clean J, (H, W, C) float32 in [0, 1].
         beta: scattering coefficient (for d in [0, 1]; 0.6..1.8 gives t down to ~0.17).
-        airlight: global atmospheric light A in [0, 1] (grey).
+        airlight: global atmospheric light A in [0, 1]: a number (grey) or one value per channel.
         depth: d, (H, W) float32 in [0, 1] (see :func:`depth_proxy`).
 
     Returns:
         (H, W, C) float32 in [0, 1].
     """
     t = np.exp(-np.float32(beta) * depth)[:, :, None].astype(np.float32)
-    return np.clip(img * t + np.float32(airlight) * (1 - t), 0, 1).astype(np.float32)
+    a = np.asarray(airlight, dtype=np.float32).reshape(-1)[None, None, :]
+    return np.clip(img * t + a * (1 - t), 0, 1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- options -> steps
@@ -172,10 +183,11 @@ class SynthStep:
     """One synthesis step parsed from the options.
 
     Attributes:
-        kind: 'noise', 'rain', 'haze', 'down' or 'downup'.
+        kind: 'noise', 'rain', 'haze', 'down', 'downup' or 'clean' (lq = gt).
         params: noise: sigma (list of choices); rain: density, length, angle,
-            intensity; haze: beta, airlight; down/downup: scale. Ranges are
-            [lo, hi] (uniform), scalars are fixed.
+            intensity, width, blur; haze: beta, airlight, tint (per-channel
+            airlight jitter: each channel gets airlight + U(-tint, tint));
+            down/downup: scale. Ranges are [lo, hi] (uniform), scalars are fixed.
     """
     kind: str
     params: Dict[str, Any] = field(default_factory=dict)
@@ -198,10 +210,15 @@ class SynthStep:
             return add_gaussian_noise(img, sigma, rng)
         if self.kind == 'rain':
             return add_rain(img, rng, _draw(p['density'], rng), _draw(p['length'], rng), _draw(p['angle'], rng),
-                            _draw(p['intensity'], rng))
+                            _draw(p['intensity'], rng), _draw(p['width'], rng), _draw(p['blur'], rng))
         if self.kind == 'haze':
             beta, airlight = _draw(p['beta'], rng), _draw(p['airlight'], rng)
+            tint = _draw(p['tint'], rng)
+            if tint > 0:
+                airlight = np.clip(airlight + rng.uniform(-tint, tint, size=img.shape[2]), 0, 1)
             return add_haze(img, beta, airlight, depth_proxy(img, rng))
+        if self.kind == 'clean':
+            return img
         if self.kind == 'down':
             return bicubic_down(img, int(p['scale']))
         if self.kind == 'downup':
@@ -215,15 +232,16 @@ _STEP_KEYS = {
     'haze': set(HAZE_DEFAULTS),
     'down': {'scale'},
     'downup': {'scale'},
+    'clean': set(),
 }
 
 
 def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
     if isinstance(spec, str):
-        m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze)', spec.strip().lower())
+        m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze|clean)', spec.strip().lower())
         if m is None:
             raise ValueError(f"{where}: unknown synthesis step {spec!r}; use noise, noise25 (fixed sigma), rain, haze, "
-                             "down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
+                             "clean, down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
         if m.group(3):
             spec = {'type': m.group(3)}
         elif m.group(1) == 'noise':
@@ -255,6 +273,8 @@ def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
             if isinstance(value, (list, tuple)) and (len(value) != 2 or value[0] > value[1]):
                 raise ValueError(f'{where}: {kind} {key} must be a number or a range [lo, hi], got {value!r}.')
             params[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    elif kind == 'clean':
+        pass
     else:
         scale = params.get('scale')
         if not isinstance(scale, int) or scale < 2:
@@ -266,9 +286,11 @@ def parse_synthesis(spec: Union[None, str, dict, Sequence], where: str = 'synthe
     """Parse a ``synthesize`` option (a step or a list of steps) into :class:`SynthStep` objects.
 
     Step names: ``noise`` (sigma drawn from 15/25/50), ``noiseN`` (fixed sigma N),
-    ``rain``, ``haze``, ``downN`` (bicubic N x down), ``downupN`` (down then up);
+    ``rain``, ``haze``, ``clean`` (lq = gt: teaches the network to leave clean
+    photos alone), ``downN`` (bicubic N x down), ``downupN`` (down then up);
     or dicts ``{type: noise, sigma: [15, 25, 50]}``, ``{type: rain, density: [lo, hi],
-    length: .., angle: .., intensity: ..}``, ``{type: haze, beta: .., airlight: ..}``,
+    length: .., angle: .., intensity: .., width: .., blur: ..}``, ``{type: haze, beta: .., airlight: ..,
+    tint: ..}``,
     ``{type: down, scale: 2}``.
     """
     if spec is None:
