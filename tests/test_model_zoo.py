@@ -1,0 +1,114 @@
+"""Named models: the paper checkpoint's real download, cache and convert path, served from 127.0.0.1."""
+import functools
+import http.server
+import os
+import threading
+
+import pytest
+import torch
+
+from ndrsr import model_zoo
+from ndrsr.convert import convert_released
+from ndrsr.inference import load_degrad_network, load_restore_network
+
+
+class _Server:
+    """A local HTTP server over ``root`` that counts GET requests."""
+
+    def __init__(self, root):
+        self.hits = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                outer.hits.append(self.path)
+                return super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                     functools.partial(Handler, directory=str(root)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name):
+        return f'http://127.0.0.1:{self.httpd.server_address[1]}/{name}'
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served_release(tmp_path, reference, monkeypatch):
+    """The released-format checkpoint (the reference's small network) on a local server; an empty cache."""
+    root = tmp_path / 'srv'
+    root.mkdir()
+    torch.save(reference['state_dict'], root / 'model_L.pth')
+    server = _Server(root)
+    monkeypatch.setenv('NDRSR_URL_PAPER', server.url('model_L.pth'))
+    monkeypatch.setenv('NDRSR_CACHE_DIR', str(tmp_path / 'cache'))
+    yield server
+    server.close()
+
+
+def test_paper_model_downloads_once_converts_and_loads(served_release, reference, tmp_path):
+    files = model_zoo.resolve_model('paper', progress=False)
+    assert served_release.hits == ['/model_L.pth']
+    assert files.restore.startswith(str(tmp_path / 'cache'))
+    for p in (files.restore, files.degrad, files.options):
+        assert os.path.isfile(p)
+    again = model_zoo.resolve_model('paper', progress=False)
+    assert again == files and served_release.hits == ['/model_L.pth']  # cached: no second download
+
+    g_ref, d_ref, opt = convert_released(reference['state_dict'])
+    net = load_restore_network(files.restore)
+    assert {k: v for k, v in net.state_dict().items()}.keys() == g_ref.keys()
+    assert all(torch.equal(net.state_dict()[k], g_ref[k]) for k in g_ref)
+    degrad = load_degrad_network(files.restore)  # found beside net_g.pth
+    assert all(torch.equal(degrad.state_dict()[k], d_ref[k]) for k in d_ref)
+
+
+def test_conversion_is_redone_if_the_cache_is_incomplete(served_release):
+    files = model_zoo.resolve_model('paper', progress=False)
+    os.remove(files.options)
+    model_zoo.resolve_model('paper', progress=False)
+    assert os.path.isfile(files.options)
+    assert served_release.hits == ['/model_L.pth']  # the downloaded file is reused
+
+
+def test_offline_gives_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv('NDRSR_CACHE_DIR', str(tmp_path / 'cache'))
+    monkeypatch.setenv('NDRSR_URL_PAPER', 'http://127.0.0.1:9/model_L.pth')  # discard port: connection refused
+    with pytest.raises(model_zoo.ModelUnavailableError) as err:
+        model_zoo.resolve_model('paper', progress=False)
+    msg = str(err.value)
+    assert 'http://127.0.0.1:9/model_L.pth' in msg and '--weights' in msg
+    assert not any(f.endswith('.pth') for _, _, fs in os.walk(tmp_path / 'cache') for f in fs)
+
+
+def test_bad_download_is_reported_not_cached_as_converted(tmp_path, monkeypatch):
+    root = tmp_path / 'srv'
+    root.mkdir()
+    (root / 'model_L.pth').write_bytes(b'<html>not a checkpoint</html>')
+    server = _Server(root)
+    try:
+        monkeypatch.setenv('NDRSR_URL_PAPER', server.url('model_L.pth'))
+        monkeypatch.setenv('NDRSR_CACHE_DIR', str(tmp_path / 'cache'))
+        with pytest.raises(model_zoo.ModelUnavailableError, match='Delete it to download it again'):
+            model_zoo.resolve_model('paper', progress=False)
+        assert not os.path.exists(tmp_path / 'cache' / 'paper' / 'converted' / 'network_options.yml')
+    finally:
+        server.close()
+
+
+def test_unknown_name():
+    with pytest.raises(model_zoo.ModelUnavailableError, match="known models: small, paper"):
+        model_zoo.resolve_model('nope')
+
+
+def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv('NDRSR_CACHE_DIR', raising=False)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    assert model_zoo.cache_dir() == str(tmp_path / 'ndrsr')
