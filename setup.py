@@ -23,6 +23,10 @@ setup(
         'tqdm',
     ],
     extras_require={'test': ['pytest', 'pytest-timeout']},
-    entry_points={'console_scripts': ['ndrsr-restore=ndrsr.restore:main', 'ndrsr-degrade=ndrsr.degrade:main', 'ndrsr-eval=ndrsr.evaluate:main']},
+    entry_points={'console_scripts': [
+        'ndrsr-restore=ndrsr.cli.restore:main',
+        'ndrsr-degrade=ndrsr.cli.degrade:main',
+        'ndrsr-eval=ndrsr.cli.evaluate:main',
+    ]},
     zip_safe=False,
 )

@@ -1,34 +1,38 @@
-"""Convert the released NDR-Restore checkpoint into BasicSR checkpoints.
+"""The released NDR-Restore checkpoint, renamed into ndrsr's two networks.
 
 The released file holds one state dict of the combined network, with keys
 prefixed ``restoration_net.`` / ``degradation_net.`` plus the shared NDR
 ``degradation_representations`` (also stored as ``restoration_net.dr``).
-This module renames every key to ndrsr's module names, infers the network
-sizes from the tensor shapes, loads both networks strictly, and writes
+This module renames every key to ndrsr's module names (:func:`rename_released`);
+:func:`convert_released` then sizes both networks from the tensor shapes and
+checks that they load strictly, with the state-dict toolkit of
+:mod:`ndrsr.checkpoint`. :func:`convert_file` writes
 
     OUT_DIR/net_g.pth          {'params': NDRRestore state dict}
     OUT_DIR/net_degrad.pth     {'params': NDRDegrad state dict}
     OUT_DIR/network_options.yml  the network_g / network_degrad options to use
 
-Command line: ``python -m ndrsr.convert RELEASED.pth OUT_DIR``.
-Code: :func:`convert_released` (state dict in, two state dicts + options out).
+Command line: ``python -m ndrsr.convert RELEASED.pth OUT_DIR`` (the tool is
+:mod:`ndrsr.cli.convert`).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
-from typing import Dict, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
 from ndrsr.archs import NDRDegrad, NDRRestore
+from ndrsr.checkpoint import (NESTED_KEYS, WeightsError, atomic_torch_save, atomic_write, find_state_dict,
+                              infer_degrad_options, infer_restore_options, load_checkpoint, state_dict_problems,
+                              strip_module_prefix)
 
 RESTORE_PREFIX = 'restoration_net.'
 DEGRAD_PREFIX = 'degradation_net.'
 SHARED_NDR_KEY = 'degradation_representations'
-NESTING_KEYS = ('params_ema', 'params', 'state_dict', 'model', 'net', 'network')
+RELEASED_PREFIXES = (RESTORE_PREFIX, DEGRAD_PREFIX, 'module.' + RESTORE_PREFIX, 'module.' + DEGRAD_PREFIX)
+OUTPUT_NAMES = ('net_g.pth', 'net_degrad.pth', 'network_options.yml')
 
 # Degradation injection (DI) and its CP modulations, common to both networks.
 _INJECTION_RULES = [
@@ -114,60 +118,29 @@ def _degrad_key(key: str) -> str:
     return key
 
 
-def unwrap_state_dict(obj) -> Dict[str, torch.Tensor]:
-    """Find the combined state dict inside a loaded checkpoint and strip ``module.`` prefixes."""
-    for _ in range(3):
-        if isinstance(obj, Mapping) and not any(str(k).startswith((RESTORE_PREFIX, DEGRAD_PREFIX, 'module.'))
-                                                for k in obj):
-            nested = [k for k in NESTING_KEYS if isinstance(obj.get(k), Mapping)]
-            if not nested:
-                break
-            obj = obj[nested[0]]
-    if not isinstance(obj, Mapping):
-        raise ValueError(f'expected a state dict (a mapping of names to tensors), got {type(obj).__name__}')
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in obj.items()}
+def _has_released_keys(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and any(str(k).startswith(RELEASED_PREFIXES) for k in obj)
 
 
-def infer_network_options(state: Mapping[str, torch.Tensor]) -> Tuple[dict, dict]:
-    """NDRRestore / NDRDegrad keyword arguments implied by a released state dict's shapes."""
-    r, d = RESTORE_PREFIX, DEGRAD_PREFIX
-    try:
-        dim = state[r + 'extractor.weight'].shape[0]
-        ndr = state[r + 'dr'] if r + 'dr' in state else state[SHARED_NDR_KEY]
-
-        def count(prefix: str) -> int:
-            idx = {int(k[len(prefix):].split('.')[0]) for k in state if k.startswith(prefix)}
-            return len(idx)
-
-        blocks = [count(r + 'block1.'), count(r + 'block2.'), count(r + 'block3.'), count(r + 'bottom.')]
-        heads = [state[f'{r}{name}.0.attn.temperature'].shape[0] for name in ('block1', 'block2', 'block3', 'bottom')]
-        hidden = state[r + 'block1.0.ffn.project_out.weight'].shape[1]
-        restore = dict(
-            dim=dim, num_blocks=blocks, num_refinement_blocks=count(r + 'refinement.'), heads=heads,
-            ffn_expansion_factor=2.66 if int(dim * 2.66) == hidden else (hidden + 0.5) / dim,
-            ndr_atoms=ndr.shape[1], ndr_dim=ndr.shape[2],
-            query_dim=state[r + 'res_connect1.mapping.weight'].shape[0],
-            cp_rank=state[r + 'res_connect1.inject_degradation.low_rank_transform1.conv_H.1.weight'].shape[0])
-        degrad = dict(
-            dim=state[d + 'extractor.weight'].shape[0], query_dim=restore['query_dim'], cp_rank=restore['cp_rank'],
-            ca_reduction=state[d + 'refinement.body.0.body.0.weight'].shape[0] //
-            state[d + 'refinement.body.0.body.3.conv_du.0.weight'].shape[0])
-    except KeyError as err:
-        raise ValueError(f'this is not a released NDR-Restore checkpoint: key {err} is missing. Expected keys '
-                         f'prefixed {RESTORE_PREFIX!r} and {DEGRAD_PREFIX!r} (optionally under "params" or '
-                         f'"state_dict", optionally prefixed "module.").') from None
-    return restore, degrad
+def find_released(obj: Any) -> Optional[Mapping]:
+    """The released combined state dict inside a loaded checkpoint (possibly nested, see NESTED_KEYS), or None."""
+    return find_state_dict(obj, _has_released_keys, NESTED_KEYS)[0]
 
 
-def convert_released(released: Mapping) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], dict]:
-    """Released combined state dict -> (NDRRestore state dict, NDRDegrad state dict, options).
+def is_released(obj: Any) -> bool:
+    """Whether a loaded checkpoint holds the released combined network."""
+    return find_released(obj) is not None
 
-    ``options`` is ``{'network_g': {...}, 'network_degrad': {...}}`` with ``type`` set.
-    Raises ValueError listing missing / unexpected keys when the file does not fit.
+
+def rename_released(state: Mapping[str, torch.Tensor]
+                    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], List[str]]:
+    """Released combined state dict (``module.`` prefixes allowed) -> (NDRRestore sd, NDRDegrad sd, unknown keys).
+
+    The shared NDR becomes ``ndr.atoms`` of NDRRestore; a ValueError is raised
+    if the file's two copies of it differ.
     """
-    state = unwrap_state_dict(released)
-    restore_opt, degrad_opt = infer_network_options(state)
     restore_sd, degrad_sd, unknown = {}, {}, []
+    state = strip_module_prefix(state)
     for key, value in state.items():
         if key.startswith(RESTORE_PREFIX):
             restore_sd[_restore_key(key[len(RESTORE_PREFIX):])] = value
@@ -180,19 +153,29 @@ def convert_released(released: Mapping) -> Tuple[Dict[str, torch.Tensor], Dict[s
         own = restore_sd.setdefault('ndr.atoms', shared)
         if own.shape != shared.shape or not torch.equal(own, shared):
             raise ValueError(f'{SHARED_NDR_KEY!r} and {RESTORE_PREFIX}dr differ; the released network shares one NDR.')
-    restore_net, degrad_net = NDRRestore(**restore_opt), NDRDegrad(**degrad_opt)
+    return restore_sd, degrad_sd, unknown
+
+
+def convert_released(released: Mapping) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], dict]:
+    """Released checkpoint (loaded) -> (NDRRestore state dict, NDRDegrad state dict, options).
+
+    ``options`` is ``{'network_g': {...}, 'network_degrad': {...}}`` with ``type`` set.
+    Raises ValueError listing missing / unexpected keys when the file does not fit.
+    """
+    state = find_released(released)
+    if state is None:
+        raise ValueError(f'this is not a released NDR-Restore checkpoint: no key is prefixed {RESTORE_PREFIX!r} or '
+                         f'{DEGRAD_PREFIX!r} (optionally under "params" or "state_dict", optionally prefixed '
+                         f'"module.").')
+    restore_sd, degrad_sd, unknown = rename_released(state)
+    try:
+        restore_opt, degrad_opt = infer_restore_options(restore_sd), infer_degrad_options(degrad_sd)
+    except WeightsError as err:
+        raise ValueError(f'this is not a released NDR-Restore checkpoint: {str(err).split(";")[0]}.') from None
     problems = []
-    for name, net, sd in (('NDRRestore', restore_net, restore_sd), ('NDRDegrad', degrad_net, degrad_sd)):
-        expected = net.state_dict()
-        missing = sorted(set(expected) - set(sd))
-        unexpected = sorted(set(sd) - set(expected))
-        wrong = sorted(k for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape)
-        if missing:
-            problems.append(f'{name}: {len(missing)} missing keys: {missing[:20]}')
-        if unexpected:
-            problems.append(f'{name}: {len(unexpected)} unexpected keys: {unexpected[:20]}')
-        if wrong:
-            problems.append(f'{name}: shape mismatch for {[(k, tuple(sd[k].shape), tuple(expected[k].shape)) for k in wrong[:20]]}')
+    for name, net, sd in (('NDRRestore', NDRRestore(**restore_opt), restore_sd),
+                          ('NDRDegrad', NDRDegrad(**degrad_opt), degrad_sd)):
+        problems += [f'{name}: {p}' for p in state_dict_problems(net, sd, limit=20)]
     if unknown:
         problems.append(f'{len(unknown)} keys belong to neither network: {unknown[:20]}')
     if problems:
@@ -203,50 +186,41 @@ def convert_released(released: Mapping) -> Tuple[Dict[str, torch.Tensor], Dict[s
     return restore_sd, degrad_sd, options
 
 
-def load_released(path: str) -> Dict[str, torch.Tensor]:
-    """Load a released checkpoint safely (``weights_only=True``) with a clear error on failure."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
-        raise ValueError(f'could not load {path} as a PyTorch checkpoint with weights_only=True ({err}). '
-                         f'Is it a complete, trusted .pth file of the released model?') from err
-
-
 def convert_file(src: str, out_dir: str, overwrite: bool = False) -> Tuple[str, str]:
-    """Convert ``src`` and write net_g.pth, net_degrad.pth and network_options.yml into ``out_dir``."""
+    """Convert ``src`` and write net_g.pth, net_degrad.pth and network_options.yml into ``out_dir``.
+
+    Raises:
+        FileNotFoundError, WeightsError: ``src`` cannot be loaded.
+        ValueError: ``src`` is not the released checkpoint.
+        FileExistsError: an output exists and ``overwrite`` is False.
+    """
     import yaml
 
-    restore_sd, degrad_sd, options = convert_released(load_released(src))
+    restore_sd, degrad_sd, options = convert_released(load_checkpoint(src))
     os.makedirs(out_dir, exist_ok=True)
-    paths = [os.path.join(out_dir, n) for n in ('net_g.pth', 'net_degrad.pth', 'network_options.yml')]
+    paths = [os.path.join(out_dir, n) for n in OUTPUT_NAMES]
     existing = [p for p in paths if os.path.exists(p)]
     if existing and not overwrite:
-        raise FileExistsError(f'refusing to overwrite {existing}; pass --overwrite or choose another OUT_DIR')
+        err = FileExistsError(f'refusing to overwrite {existing}; choose another output folder or allow overwriting')
+        err.argument = 'overwrite'
+        raise err
     for path, payload in zip(paths[:2], (restore_sd, degrad_sd)):
-        tmp = path + '.tmp'
-        torch.save({'params': payload}, tmp)
-        os.replace(tmp, path)
-    with open(paths[2], 'w') as f:
-        yaml.safe_dump(options, f, sort_keys=False)
+        atomic_torch_save({'params': payload}, path)
+
+    def dump(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            yaml.safe_dump(options, f, sort_keys=False)
+
+    atomic_write(paths[2], dump)
     return paths[0], paths[1]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m ndrsr.convert', description=__doc__.split('\n\n')[0])
-    parser.add_argument('released', help='released checkpoint (e.g. model_L.pth)')
-    parser.add_argument('out_dir', help='folder for net_g.pth, net_degrad.pth and network_options.yml')
-    parser.add_argument('--overwrite', action='store_true', help='replace existing files in OUT_DIR')
-    args = parser.parse_args(argv)
-    try:
-        g, d = convert_file(args.released, args.out_dir, args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(f'wrote {g}\nwrote {d}\nwrote {os.path.join(args.out_dir, "network_options.yml")}')
-    return 0
+__all__ = ['RESTORE_PREFIX', 'DEGRAD_PREFIX', 'SHARED_NDR_KEY', 'find_released', 'is_released', 'rename_released',
+           'convert_released', 'convert_file']
 
 
-if __name__ == '__main__':
+if __name__ == '__main__':  # python -m ndrsr.convert: the command-line tool
+    import sys
+
+    from ndrsr.cli.convert import main
     sys.exit(main())

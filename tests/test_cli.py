@@ -15,8 +15,8 @@ import torch
 from conftest import SMALL_DEGRAD, SMALL_RESTORE
 
 from ndrsr.archs import NDRDegrad, NDRRestore
-from ndrsr.evaluate import main as eval_main
-from ndrsr.restore import main as restore_main
+from ndrsr.cli.evaluate import main as eval_main
+from ndrsr.cli.restore import main as restore_main
 
 BIN = os.path.dirname(sys.executable)
 
@@ -103,7 +103,8 @@ def test_restore_usage_errors_name_the_problem(tmp_path, weights, photos, capsys
     assert 'would both be written' in capsys.readouterr().err
     assert restore_main([str(photos / 'gray.png'), '-o', str(tmp_path / 'o'), '-w',
                          str(weights / 'net_degrad.pth'), '-q']) == 2
-    assert 'NDR-Degrad weights' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'NDR-Degrad weights' in err and err.rstrip().endswith('(command-line option: --weights)')
 
 
 def test_restore_tiled_cli_matches_whole_image_with_released_weights(tmp_path, reference):
@@ -171,7 +172,7 @@ def test_restore_cli_leaves_grad_mode_alone(tmp_path):
     import torch
 
     from ndrsr.archs import NDRRestore
-    from ndrsr.restore import main
+    from ndrsr.cli.restore import main
     torch.save({'params': NDRRestore(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
                                      heads=[1, 1, 1, 1]).state_dict()}, tmp_path / 'net_g.pth')
     (tmp_path / 'in').mkdir()

@@ -16,11 +16,11 @@ import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 
-from ndrsr.data import check as check_mod
+from ndrsr.cli import check as check_mod
 from ndrsr.data.degradations import (add_gaussian_noise, add_haze, add_rain, apply_synthesis, bicubic_down,
                                      depth_proxy, parse_synthesis, synthesis_scale, synthesis_task)
 from ndrsr.data.image_io import ImageReadError, decode_image
-from ndrsr.data.make_lmdb import main as make_lmdb_main
+from ndrsr.cli.make_lmdb import main as make_lmdb_main
 from ndrsr.data.make_lmdb import make_lmdb
 from ndrsr.data.pairing import DataLayoutError, make_rule, parse_meta_info_line
 from ndrsr.data.task_val_dataset import TaskValidationDataset

@@ -1,4 +1,4 @@
-"""ndrsr.inference (weights, options, tiling), ndrsr.image_files, ndrsr.maps and ndrsr.evaluate.
+"""ndrsr.weights (weights, options), ndrsr.tiling, and the tools' ndrsr.cli.image_files, .maps and .evaluate.
 
 CPU, tiny networks, generated images in tmp_path.
 """
@@ -16,11 +16,11 @@ from torch import nn
 from ndrsr.archs import NDRDegrad, NDRRestore
 from ndrsr.convert import convert_released
 from ndrsr.data.image_io import ImageReadError
-from ndrsr.evaluate import evaluate_folder, score_pair, to_markdown
-from ndrsr.image_files import output_extension, read_image_file, to_file_array, write_image_file
-from ndrsr.inference import (WeightsError, fit_degradations, level_sizes, load_degrad_network, load_restore_network,
-                             plan_tiles, tile_degrade, tile_forward, tile_recognise)
-from ndrsr.maps import atom_palette, save_maps
+from ndrsr.cli.evaluate import evaluate_folder, score_pair, to_markdown
+from ndrsr.cli.image_files import output_extension, read_image_file, to_file_array, write_image_file
+from ndrsr.cli.maps import atom_palette, save_maps
+from ndrsr.tiling import fit_degradations, level_sizes, plan_tiles, tile_degrade, tile_forward, tile_recognise
+from ndrsr.weights import WeightsError, load_degrad_network, load_restore_network
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -140,8 +140,9 @@ def test_basicsr_checkpoint_prefers_params_ema_and_infers_sizes(tmp_path):
         assert torch.equal(v, b.state_dict()[k]), k
     torch.save({'params': a.state_dict()}, path)
     assert torch.equal(load_restore_network(path).embed.weight, a.embed.weight)
-    with pytest.raises(WeightsError, match='upscale'):
+    with pytest.raises(WeightsError, match='upscale') as err:
         load_restore_network(path, upscale=2)
+    assert err.value.argument == 'upscale' and '--' not in str(err.value)  # the tools name their flag
 
 
 def test_options_from_yaml_next_to_weights_and_opt(tmp_path):
@@ -152,8 +153,9 @@ def test_options_from_yaml_next_to_weights_and_opt(tmp_path):
     assert load_restore_network(path, upscale=2).upscale == 2  # inferred
     wrong = tmp_path / 'wrong.yml'
     wrong.write_text(yaml.safe_dump({'network_g': {'type': 'NDRRestore', **SMALL_RESTORE}}))
-    with pytest.raises(WeightsError, match='--opt'):
+    with pytest.raises(WeightsError, match='does not fit') as err:
         load_restore_network(path, opt_path=str(wrong))
+    assert err.value.argument == 'opt_path' and '--opt' not in str(err.value)  # the tools add their flag
     (tmp_path / 'network_options.yml').write_text(yaml.safe_dump({'network_g': {'type': 'NDRRestore', **sr}}))
     assert load_restore_network(path).upscale == 2
     with pytest.raises(WeightsError):

@@ -26,8 +26,8 @@ import time
 from os import path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from ndrsr.restore import (Progress, UsageError, add_runtime_arguments, check_output_folder, cli_main, collect_inputs,
-                           describe_failure, report_failures, safe_output_path)
+from ndrsr.cli.common import (WEIGHTS_FLAGS, Progress, UsageError, add_runtime_arguments, check_output_folder,
+                              cli_main, collect_inputs, describe_failure, report_failures, safe_output_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +52,8 @@ def recognise_file(restore_net, path: str, args) -> Tuple[list, Tuple[int, int]]
     import numpy as np
     import torch
 
-    from ndrsr.image_files import read_image_file
-    from ndrsr.inference import tile_recognise
+    from ndrsr.cli.image_files import read_image_file
+    from ndrsr.tiling import tile_recognise
 
     image = read_image_file(path)
     lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
@@ -66,8 +66,8 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
     import numpy as np
     import torch
 
-    from ndrsr.image_files import read_image_file, write_image_file
-    from ndrsr.inference import fit_degradations, tile_degrade
+    from ndrsr.cli.image_files import read_image_file, write_image_file
+    from ndrsr.tiling import fit_degradations, network_stride, tile_degrade
 
     image = read_image_file(path)
     s = int(getattr(degrad_net, 'upscale', 1))
@@ -75,14 +75,15 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
     if h % s or w % s:
         raise ValueError(f'{path}: the network works at {s}x: the clean image size {w}x{h} must be a multiple of {s}.')
     clean = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    fitted = fit_degradations(us, h // s, w // s, args.fit)
+    fitted = fit_degradations(us, h // s, w // s, args.fit, network_stride(degrad_net))
     out = tile_degrade(degrad_net, clean, fitted, tile=args.tile, overlap=args.tile_overlap,
                        precision=args.precision, progress=progress.tile)
     write_image_file(out_path, out[0].clamp(0, 1).permute(1, 2, 0).numpy(), image)
 
 
 def run(args) -> int:
-    from ndrsr.inference import load_degrad_network, load_restore_network, resolve_device, resolve_precision
+    from ndrsr.tiling import resolve_device, resolve_precision
+    from ndrsr.weights import load_degrad_network, load_restore_network
 
     cleans = collect_inputs(args.clean)
     like = collect_inputs([args.like])
@@ -124,7 +125,7 @@ def run(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point of ``ndrsr-degrade``."""
-    return cli_main('ndrsr-degrade', build_parser(), run, argv)
+    return cli_main('ndrsr-degrade', build_parser(), run, argv, WEIGHTS_FLAGS)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """The embedded demo: train a small NDR-Restore on photos that ship with
 scikit-image, degraded on the fly (noise, rain, haze), then show what it learnt.
 
-    python -m ndrsr.demo [-opt options/train_demo.yml] [--skip-train]
+    python -m ndrsr.cli.demo [-opt options/train_demo.yml] [--skip-train]     (what scripts/demo.sh runs)
 
 1. exports scikit-image's bundled colour photos to ``datasets/demo/{train,val}``
    (no download: they are files inside the scikit-image wheel);
@@ -25,7 +25,7 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir))  # the repository
 # scikit-image's bundled colour photos (files inside the wheel, not fetched).
 TRAIN_PHOTOS = ('astronaut.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png', 'ihc.png', 'hubble_deep_field.jpg')
 VAL_PHOTOS = ('chelsea.png', 'motorcycle_right.png')
@@ -79,16 +79,16 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def evaluate_and_show(opt_path: str, out_dir: str) -> List[dict]:
     """Restore every validation set of the options with the trained network; write the picture and tables."""
+    import ndrsr  # noqa: F401  (import aliases and registries before basicsr.data)
     import torch
+    import yaml
+    from basicsr.archs import build_network
     from basicsr.data import build_dataset
     from basicsr.metrics import calculate_psnr, calculate_ssim
     from basicsr.utils import tensor2img
 
-    import ndrsr  # noqa: F401
-    from basicsr.archs import build_network
     from ndrsr.archs.fast_path import prepare_for_inference
     from ndrsr.checkpoint import load_checkpoint
-    import yaml
 
     with open(opt_path) as f:
         opt = yaml.safe_load(f)
@@ -148,7 +148,7 @@ def evaluate_and_show(opt_path: str, out_dir: str) -> List[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m ndrsr.demo', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m ndrsr.cli.demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', default=osp.join(ROOT, 'options', 'train_demo.yml'))
     parser.add_argument('--skip-train', action='store_true', help='only evaluate the existing demo weights')
     args = parser.parse_args(argv)

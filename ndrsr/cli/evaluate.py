@@ -33,7 +33,7 @@ NIQE_BLOCK = 96  # BasicSR's NIQE fits a Gaussian to the features of 96x96 block
 
 def _bgr255(path: str) -> np.ndarray:
     """An image file as float64 BGR (H, W, 3) in [0, 255] (gray repeated, alpha dropped)."""
-    from ndrsr.image_files import read_image_file
+    from ndrsr.cli.image_files import read_image_file
     return read_image_file(path).rgb[:, :, ::-1].astype(np.float64) * 255.
 
 

@@ -27,12 +27,12 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ndrsr.data.image_io import ImageReadError, _truncation_problem  # one truncation check for the project
+from ndrsr.checkpoint import atomic_write
+from ndrsr.data.image_io import IMAGE_EXTENSIONS, ImageReadError, truncation_problem  # one check for the project
 
 # Extensions that can hold the given properties when writing.
 ALPHA_EXTENSIONS = ('.png', '.tif', '.tiff', '.webp')
 DEEP_EXTENSIONS = ('.png', '.tif', '.tiff')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 
 
 @dataclass
@@ -71,7 +71,7 @@ def read_image_file(path: str) -> ImageFile:
         raise ImageReadError(f'{path}: cannot be read ({err.__class__.__name__}: {err}).') from None
     if content.size == 0:
         raise ImageReadError(f'{path}: the file is empty. Re-export it or remove it from the input.')
-    problem = _truncation_problem(content.tobytes())
+    problem = truncation_problem(content.tobytes())
     if problem is not None:
         raise ImageReadError(f'{path}: {problem}. Re-export or re-download it, or remove it from the input.')
     img = cv2.imdecode(content, cv2.IMREAD_UNCHANGED)
@@ -147,13 +147,7 @@ def write_image_array(path: str, array: np.ndarray) -> None:
         raise OSError(f'{path}: OpenCV cannot encode a {array.dtype} image with {array.shape} as {ext}')
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}{ext}')
-    try:
-        buf.tofile(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, buf.tofile, tmp=osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}{ext}'))
 
 
 def write_image_file(path: str, rgb: np.ndarray, like: ImageFile) -> None:

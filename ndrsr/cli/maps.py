@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from ndrsr.image_files import write_rgb8
+from ndrsr.cli.image_files import write_rgb8
 
 
 def atom_palette(n: int) -> np.ndarray:

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 
 GRAY_MODES = ('convert', 'error')
+# File extensions taken for images, everywhere (data folders, LMDB building, the command-line tools).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 _LMDB_ENVS: Dict[str, Any] = {}
 
 
@@ -35,7 +37,7 @@ class ImageReadError(ValueError):
     """An image could not be read or is in an unsupported format. The message names the file and the fix."""
 
 
-def _truncation_problem(content: bytes) -> Optional[str]:
+def truncation_problem(content: bytes) -> Optional[str]:
     """Return a description if ``content`` is a PNG/JPEG stream that is cut short, else None."""
     if content[:8] == b'\x89PNG\r\n\x1a\n':
         if b'IEND' not in content[-16:]:
@@ -71,7 +73,7 @@ def decode_image(content: Optional[bytes], name: str, gray: str = 'convert') -> 
                              'its meta_info.txt.')
     if len(content) == 0:
         raise ImageReadError(f'{name}: the file is empty. Re-export it or remove it from the folder.')
-    problem = _truncation_problem(content)
+    problem = truncation_problem(content)
     if problem is not None:
         raise ImageReadError(f'{name}: {problem}. Re-export or re-download it, or remove it from the folder.')
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)

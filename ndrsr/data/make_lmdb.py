@@ -1,6 +1,6 @@
 """Build BasicSR-format LMDBs from image folders.
 
-Usage::
+Usage (the tool is :mod:`ndrsr.cli.make_lmdb`)::
 
     python -m ndrsr.data.make_lmdb FOLDER OUT.lmdb [--compress-level 1]
     python -m ndrsr.data.make_lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
@@ -23,13 +23,12 @@ when that image is smaller than the rest).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 from os import path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -156,55 +155,6 @@ def folders_in_options(opt: dict) -> List[str]:
     return folders
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m ndrsr.data.make_lmdb', description=__doc__.split('\n\n')[0])
-    parser.add_argument('folder', nargs='?', help='image folder')
-    parser.add_argument('lmdb_path', nargs='?', help='output .lmdb folder (must not exist)')
-    parser.add_argument('-opt', help='options YAML: build one LMDB per disk folder of its datasets')
-    parser.add_argument('--out-dir', help='with -opt: where to put the LMDBs (default: next to each folder)')
-    parser.add_argument('--skip-existing', action='store_true', help='with -opt: skip outputs that already exist')
-    parser.add_argument('--compress-level', type=int, default=1, help='PNG compression level 0-9 (default 1)')
-    args = parser.parse_args(argv)
-    jobs: List[Tuple[str, str]] = []
-    if args.opt:
-        import yaml
-        from basicsr.utils.options import ordered_yaml
-        with open(args.opt) as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-        for folder in folders_in_options(opt):
-            base = osp.basename(osp.normpath(folder)) + '.lmdb'
-            out = osp.join(args.out_dir, base) if args.out_dir else osp.normpath(folder) + '.lmdb'
-            jobs.append((folder, out))
-        outs: Dict[str, str] = {}
-        for folder, out in jobs:
-            if out in outs:
-                print(f'error: {folder} and {outs[out]} would both go to {out}; build them one by one with '
-                      'FOLDER OUT.lmdb.', file=sys.stderr)
-                return 2
-            outs[out] = folder
-    elif args.folder and args.lmdb_path:
-        jobs.append((args.folder, args.lmdb_path))
-    else:
-        parser.error('give FOLDER OUT.lmdb, or -opt OPTIONS.yml')
-    existing = [out for _, out in jobs if osp.exists(out)]
-    if existing and not args.skip_existing:
-        for out in existing:
-            print(f'error: {out} already exists; refusing to overwrite (use --skip-existing with -opt, or delete it '
-                  'yourself).', file=sys.stderr)
-        return 1
-    for folder, out in jobs:
-        if osp.exists(out):
-            print(f'skip {out} (exists)')
-            continue
-        try:
-            make_lmdb(folder, out, args.compress_level)
-        except (DataLayoutError, FileExistsError, ValueError, OSError) as e:
-            print(f'error: {e}', file=sys.stderr)
-            return 1
-    if args.opt:
-        print('Now set io_backend: {type: lmdb} and point dataroot_lq / dataroot_gt to the .lmdb folders.')
-    return 0
-
-
-if __name__ == '__main__':
+if __name__ == '__main__':  # python -m ndrsr.data.make_lmdb: the command-line tool
+    from ndrsr.cli.make_lmdb import main
     sys.exit(main())

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from os import path as osp
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
-from .image_io import stored_lmdb_keys
-
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
+from .image_io import IMAGE_EXTENSIONS, stored_lmdb_keys
 
 
 class DataLayoutError(ValueError):
@@ -149,7 +147,7 @@ def list_disk(folder: str, option: str = 'dataroot', where: str = 'dataset') -> 
     names: Dict[str, str] = {}
     for entry in sorted(os.listdir(folder)):
         stem, ext = osp.splitext(entry)
-        if ext.lower() not in IMG_EXTENSIONS or not osp.isfile(osp.join(folder, entry)):
+        if ext.lower() not in IMAGE_EXTENSIONS or not osp.isfile(osp.join(folder, entry)):
             continue
         if stem in names:
             raise DataLayoutError(f'{where}: {osp.join(folder, names[stem])} and {osp.join(folder, entry)} have the '
@@ -157,7 +155,7 @@ def list_disk(folder: str, option: str = 'dataroot', where: str = 'dataset') -> 
                                   'Remove or rename one of them.')
         names[stem] = entry
     if not names:
-        raise DataLayoutError(f'{where}: {option} folder {folder} contains no images ({", ".join(IMG_EXTENSIONS)}).')
+        raise DataLayoutError(f'{where}: {option} folder {folder} contains no images ({", ".join(IMAGE_EXTENSIONS)}).')
     return Listing(folder, 'disk', dict(sorted(names.items())))
 
 

@@ -73,7 +73,7 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from ndrsr.archs.fast_path import prepare_for_inference, prepare_for_training
-from ndrsr.checkpoint import atomic_torch_save, load_checkpoint
+from ndrsr.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
 
 SCHEDULES = ('joint', 'alternating', 'restore_only')
 
@@ -246,8 +246,8 @@ class NDRModel(SRModel):
         keys = param_key if isinstance(param_key, list) else [param_key]
         save_dict = {}
         for net_, key in zip(nets, keys):
-            state = self.get_bare_model(net_).state_dict()
-            save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.cpu()) for k, v in state.items())
+            state = strip_module_prefix(self.get_bare_model(net_).state_dict())
+            save_dict[key] = OrderedDict((k, v.cpu()) for k, v in state.items())
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     @master_only
@@ -273,7 +273,10 @@ class NDRModel(SRModel):
         """BasicSR's load_network with ``weights_only=True`` and clear errors."""
         logger = get_root_logger()
         net = self.get_bare_model(net)
-        load_net = load_checkpoint(load_path)
+        try:
+            load_net = load_checkpoint(load_path)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f'{err} (path.pretrain_network_* in the options)') from None
         if param_key is not None:
             if param_key not in load_net and 'params' in load_net:
                 logger.info(f'Loading: {param_key} does not exist in {load_path}, use params.')
@@ -283,7 +286,7 @@ class NDRModel(SRModel):
                                f'NDR-Restore checkpoint must be converted first: python -m ndrsr.convert '
                                f'{load_path} OUT_DIR.')
             load_net = load_net[param_key]
-        load_net = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in load_net.items())
+        load_net = strip_module_prefix(load_net)
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
@@ -297,7 +300,7 @@ class NDRModel(SRModel):
         with torch.inference_mode():
             fast = prepare_for_inference(net)
             if tile:
-                from ndrsr.inference import tile_forward
+                from ndrsr.tiling import tile_forward
                 self.output = tile_forward(fast, self.lq, tile=tile, overlap=val_opt.get('tile_overlap', 32))
             else:
                 self.output = fast(self.lq)

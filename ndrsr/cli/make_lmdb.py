@@ -1,0 +1,78 @@
+"""python -m ndrsr.data.make_lmdb: build BasicSR-format LMDBs from image folders.
+
+    python -m ndrsr.data.make_lmdb FOLDER OUT.lmdb [--compress-level 1]
+    python -m ndrsr.data.make_lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
+
+The work is :func:`ndrsr.data.make_lmdb.make_lmdb` (safety, map size and format
+are described there). Exit status 1 when a build fails or an output exists, 2
+for two folders that would go to the same LMDB.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from os import path as osp
+from typing import Dict, List, Optional, Tuple
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ndrsr.data import make_lmdb as lib
+    parser = argparse.ArgumentParser(prog='python -m ndrsr.data.make_lmdb', description=lib.__doc__.split('\n\n')[0])
+    parser.add_argument('folder', nargs='?', help='image folder')
+    parser.add_argument('lmdb_path', nargs='?', help='output .lmdb folder (must not exist)')
+    parser.add_argument('-opt', help='options YAML: build one LMDB per disk folder of its datasets')
+    parser.add_argument('--out-dir', help='with -opt: where to put the LMDBs (default: next to each folder)')
+    parser.add_argument('--skip-existing', action='store_true', help='with -opt: skip outputs that already exist')
+    parser.add_argument('--compress-level', type=int, default=1, help='PNG compression level 0-9 (default 1)')
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ndrsr.data.make_lmdb import folders_in_options, make_lmdb
+    from ndrsr.data.pairing import DataLayoutError
+    jobs: List[Tuple[str, str]] = []
+    if args.opt:
+        import yaml
+        from basicsr.utils.options import ordered_yaml
+        with open(args.opt) as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0])
+        for folder in folders_in_options(opt):
+            base = osp.basename(osp.normpath(folder)) + '.lmdb'
+            out = osp.join(args.out_dir, base) if args.out_dir else osp.normpath(folder) + '.lmdb'
+            jobs.append((folder, out))
+        outs: Dict[str, str] = {}
+        for folder, out in jobs:
+            if out in outs:
+                print(f'error: {folder} and {outs[out]} would both go to {out}; build them one by one with '
+                      'FOLDER OUT.lmdb.', file=sys.stderr)
+                return 2
+            outs[out] = folder
+    elif args.folder and args.lmdb_path:
+        jobs.append((args.folder, args.lmdb_path))
+    else:
+        parser.error('give FOLDER OUT.lmdb, or -opt OPTIONS.yml')
+    existing = [out for _, out in jobs if osp.exists(out)]
+    if existing and not args.skip_existing:
+        for out in existing:
+            print(f'error: {out} already exists; refusing to overwrite (use --skip-existing with -opt, or delete it '
+                  'yourself).', file=sys.stderr)
+        return 1
+    for folder, out in jobs:
+        if osp.exists(out):
+            print(f'skip {out} (exists)')
+            continue
+        try:
+            make_lmdb(folder, out, args.compress_level)
+        except (DataLayoutError, FileExistsError, ValueError, OSError) as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 1
+    if args.opt:
+        print('Now set io_backend: {type: lmdb} and point dataroot_lq / dataroot_gt to the .lmdb folders.')
+    return 0
+
+
+
+if __name__ == '__main__':
+    sys.exit(main())
