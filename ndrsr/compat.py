@@ -1,10 +1,18 @@
-"""Make basicsr 1.4.2 work on torch 2.14 / torchvision 0.29 / numpy 2 / opencv 5
-without forking it. Imported first by ``ndrsr/__init__.py``; every fix is one
-small function, documented in one line, idempotent, and covered by
-tests/test_compat.py or tests/test_pipelines.py. docs/compat.md lists them.
+"""Make basicsr 1.4.2 work on torch 2.14 / torchvision 0.29 / numpy 2 / opencv 5 without forking it.
 
-Fixes that need basicsr modules are applied by :func:`apply_basicsr_fixes`, called
-at the end of ``import ndrsr`` (after ``import basicsr`` is possible).
+Two kinds of fixes, each one small function, documented in one line, idempotent,
+and covered by tests/test_compat.py or tests/test_pipelines.py (docs/compat.md
+lists them):
+
+* what imports need (:func:`apply_import_fixes`, applied when this module is
+  imported, i.e. first thing in ``import ndrsr``): aliases for modules that
+  ``import basicsr`` needs and newer torchvision / Python removed. They add
+  modules, they change no existing function.
+* what BasicSR's pipelines need (:func:`apply_pipeline_fixes`, one named call
+  made by ndrsr's own entry points): replacements of basicsr's resume, run
+  folder, distributed launch, option parsing and LMDB sizing functions. Not
+  applied by ``import ndrsr``: a project that imports ndrsr for its networks
+  gets its BasicSR untouched.
 """
 from __future__ import annotations
 
@@ -14,7 +22,6 @@ import os
 import re
 import sys
 import types
-import zipfile
 from os import path as osp
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -92,8 +99,11 @@ def apply_import_fixes() -> None:
     _restore_distutils_version()
 
 
-def _mark(func: Callable) -> Callable:
+def _mark(func: Callable, original: Optional[Callable] = None) -> Callable:
+    """Mark ``func`` as ndrsr's replacement; a wrapper records the basicsr function it wraps as ``_ndrsr_original``."""
     setattr(func, _PATCHED, True)
+    if original is not None:
+        func._ndrsr_original = original
     return func
 
 
@@ -101,93 +111,12 @@ def _is_patched(func: Any) -> bool:
     return getattr(func, _PATCHED, False)
 
 
-# --------------------------------------------------------------------- resume
-def _map_location(opt: dict) -> Any:
-    """Where a resumed state goes: the current GPU when training on one, else the CPU."""
-    import torch
-    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
-        return torch.device('cuda', torch.cuda.current_device())
-    return 'cpu'
-
-
-def _state_iterations(state_dir: str) -> List[int]:
-    """Iterations of the ``<iter>.state`` files in ``state_dir``, newest first (temporary files ignored)."""
-    if not osp.isdir(state_dir):
-        return []
-    iters = [int(n[:-len('.state')]) for n in os.listdir(state_dir) if n.endswith('.state') and n[:-6].isdigit()]
-    return sorted(iters, reverse=True)
-
-
-def _networks_complete(opt: dict, iteration: int) -> bool:
-    """The network files that check_resume will load for ``iteration`` exist and are whole zip archives."""
-    models = opt['path']['models']
-    ignored = opt['path'].get('ignore_resume_networks') or []
-    for network in (k for k in opt if k.startswith('network_') and k not in ignored):
-        label = 'net_' + network[len('network_'):]
-        path = osp.join(models, f'{label}_{iteration}.pth')
-        saved_any = osp.isdir(models) and any(n.startswith(f'{label}_') and n.endswith('.pth')
-                                              for n in os.listdir(models))
-        if not saved_any:  # this network is never saved by the model (e.g. NDRModel restore_only): nothing to check
-            continue
-        if not (osp.isfile(path) and zipfile.is_zipfile(path)):
-            return False
-    return True
-
-
-def _load_complete_state(path: str, map_location: Any) -> Optional[dict]:
-    """Load a ``.state``; None if the file is truncated (a run killed while saving), a clear error if it is corrupt."""
-    import torch
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        return torch.load(path, map_location=map_location)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file and what to do
-        raise RuntimeError(f'cannot load training state {path}: {err}. Move it away to resume from an older state, '
-                           f'or start without --auto_resume.') from err
-
-
-def find_resume_state(opt: dict) -> Tuple[Optional[str], Optional[dict]]:
-    """The newest complete ``.state`` of this run (absolute path, loaded) under ``opt['path']['training_states']``."""
-    state_dir = opt['path']['training_states']
-    location = _map_location(opt)
-    for iteration in _state_iterations(state_dir):
-        path = osp.join(state_dir, f'{iteration}.state')
-        state = _load_complete_state(path, location) if _networks_complete(opt, iteration) else None
-        if state is not None:
-            return path, state
-        print(f'Skip incomplete checkpoint at iteration {iteration} in {state_dir} (truncated .state or '
-              f'network file; the run was probably killed while saving).', flush=True)
-    return None, None
-
-
-def load_resume_state(opt: dict) -> Optional[dict]:
-    """basicsr.train.load_resume_state looks in ``./experiments`` (the cwd) and loads onto CUDA: use the run's
-    absolute ``training_states`` folder (under root_path), only complete states, and the CPU when there is no GPU."""
-    from basicsr.utils import check_resume
-    if opt['auto_resume']:
-        path, state = find_resume_state(opt)
-        if path is not None:
-            opt['path']['resume_state'] = path
-    else:
-        path = opt['path'].get('resume_state')
-        state = None
-        if path:
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'path.resume_state {path} does not exist (relative paths are taken from '
-                                        f'the current directory {os.getcwd()}).')
-            state = _load_complete_state(path, _map_location(opt))
-            if state is None:
-                raise RuntimeError(f'path.resume_state {path} is truncated (the run was killed while saving it): '
-                                   f'use an older .state, or --auto_resume which skips incomplete ones.')
-    if state is None:
-        return None
-    check_resume(opt, state['iter'])
-    return state
-
-
+# --------------------------------------------------------------------- resume and run folders
 def _patch_load_resume_state() -> None:
-    """Route basicsr.train_pipeline's resume through :func:`load_resume_state` (fixes 2, 3 and 9 of docs/compat.md)."""
+    """Route basicsr.train_pipeline's resume through :func:`ndrsr.resume.load_resume_state` (fixes 2, 3 and 9)."""
     import basicsr.train
+
+    from ndrsr.resume import load_resume_state
     basicsr.train.load_resume_state = _mark(load_resume_state)
 
 
@@ -210,7 +139,7 @@ def _patch_make_exp_dirs() -> None:
             if key in ('models', 'training_states', 'log', 'visualization'):
                 os.makedirs(path, exist_ok=True)
 
-    basicsr.train.make_exp_dirs = _mark(make_exp_dirs)
+    basicsr.train.make_exp_dirs = _mark(make_exp_dirs, original)
 
 
 # ---------------------------------------------------------------- distributed
@@ -312,7 +241,7 @@ def _patch_parse_options() -> None:
             sys.argv = argv
         return default_val_options(opt), args
 
-    _mark(parse_options)
+    _mark(parse_options, original)
     for module in (options, basicsr.train, basicsr.test):
         module.parse_options = parse_options
 
@@ -345,11 +274,43 @@ def _patch_make_lmdb() -> None:
             kwargs['map_size'] = lmdb_map_size(data_path, img_path_list, level)
         return original(data_path, lmdb_path, img_path_list, keys, *args, **kwargs)
 
-    lmdb_util.make_lmdb_from_imgs = _mark(make_lmdb_from_imgs)
+    lmdb_util.make_lmdb_from_imgs = _mark(make_lmdb_from_imgs, original)
 
 
-def apply_basicsr_fixes() -> None:
-    """Patch basicsr functions that break on this stack; idempotent."""
+# The basicsr functions apply_pipeline_fixes replaces: (module, attribute). A class attribute is 'Class.name'.
+PIPELINE_TARGETS = (
+    ('basicsr.train', 'load_resume_state'), ('basicsr.train', 'make_exp_dirs'), ('basicsr.train', 'parse_options'),
+    ('basicsr.test', 'parse_options'), ('basicsr.utils.options', 'parse_options'), ('basicsr.utils.options', 'init_dist'),
+    ('basicsr.utils.dist_util', 'init_dist'), ('basicsr.utils.dist_util', '_init_dist_pytorch'),
+    ('basicsr.models.base_model', 'BaseModel.model_to_device'), ('basicsr.utils.lmdb_util', 'make_lmdb_from_imgs'),
+)
+
+
+def pipeline_functions() -> dict:
+    """``{'module:attribute': the current object}`` of every basicsr function the pipeline fixes replace."""
+    import importlib
+    out = {}
+    for module, attr in PIPELINE_TARGETS:
+        obj = importlib.import_module(module)
+        for part in attr.split('.'):
+            obj = getattr(obj, part)
+        out[f'{module}:{attr}'] = obj
+    return out
+
+
+def pipeline_fixes_applied() -> bool:
+    """Whether :func:`apply_pipeline_fixes` has run in this process (every target replaced)."""
+    return all(_is_patched(f) for f in pipeline_functions().values())
+
+
+def apply_pipeline_fixes() -> None:
+    """Make BasicSR's train / test pipelines and LMDB builder work on this stack: resume, run folders,
+    distributed launch, option parsing, LMDB map size (docs/compat.md, fixes 2-7 and 9). Idempotent.
+
+    ndrsr's entry points call it (``ndrsr/train.py``, ``ndrsr/test.py``, ``python -m ndrsr.data.make_lmdb``);
+    ``import ndrsr`` does not, so a project that imports ndrsr for its networks keeps its BasicSR as it was.
+    Call it yourself before ``basicsr.train.train_pipeline`` to get the same fixes in your own script.
+    """
     _patch_load_resume_state()
     _patch_make_exp_dirs()
     _patch_init_dist()
@@ -358,5 +319,6 @@ def apply_basicsr_fixes() -> None:
     _patch_make_lmdb()
 
 
+apply_basicsr_fixes = apply_pipeline_fixes  # the name before the pipeline fixes became explicit
+
 apply_import_fixes()
-apply_basicsr_fixes()

@@ -14,9 +14,11 @@ if __name__ == '__main__':  # run as a script: make the repository importable (s
 
 
 def main() -> None:
-    """BasicSR's test_pipeline with ndrsr registered and patched."""
-    import ndrsr  # noqa: F401  (must precede basicsr.test: compat fixes)
+    """BasicSR's test_pipeline with ndrsr registered and the pipeline fixes applied."""
+    import ndrsr  # noqa: F401  (must precede basicsr.test: import aliases, registries)
     from ndrsr.allocator import retain_freed_memory
+    from ndrsr.compat import apply_pipeline_fixes
+    apply_pipeline_fixes()  # option parsing (val.suffix), distributed launch (docs/compat.md)
     retain_freed_memory()  # reuse freed tensor memory instead of page-faulting it in again (ndrsr/allocator.py)
     from basicsr.test import test_pipeline
     from ndrsr.train import project_root

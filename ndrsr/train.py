@@ -3,7 +3,8 @@
     python ndrsr/train.py -opt options/x.yml [--auto_resume] [--debug] [--force_yml k:k=v ...]
     torchrun --nproc_per_node=N ndrsr/train.py -opt options/x.yml --launcher pytorch
 
-``import ndrsr`` registers ndrsr's archs/datasets/models and applies ndrsr.compat.
+``import ndrsr`` registers ndrsr's archs/datasets/models; :func:`main` then applies
+BasicSR's pipeline fixes (``ndrsr.compat.apply_pipeline_fixes``) before running it.
 experiments/ and tb_logger/ go under the project root: $NDRSR_ROOT if set, else
 this repository. Relative paths inside the options (datasets, pretrained weights)
 resolve against the current directory, as in BasicSR.
@@ -31,9 +32,11 @@ def _importable_from_anywhere() -> None:
 
 
 def main() -> None:
-    """BasicSR's train_pipeline with ndrsr registered and patched."""
-    import ndrsr  # noqa: F401  (must precede basicsr.train: compat fixes)
+    """BasicSR's train_pipeline with ndrsr registered and the pipeline fixes applied."""
+    import ndrsr  # noqa: F401  (must precede basicsr.train: import aliases, registries)
     from ndrsr.allocator import retain_freed_memory
+    from ndrsr.compat import apply_pipeline_fixes
+    apply_pipeline_fixes()  # resume, run folders, distributed launch, option parsing (docs/compat.md)
     retain_freed_memory()  # reuse freed tensor memory instead of page-faulting it in again (ndrsr/allocator.py)
     from basicsr.train import train_pipeline
     train_pipeline(project_root())

@@ -1,7 +1,10 @@
 """Each ndrsr.compat fix, exercised through the basicsr code path that broke (in-process, CPU).
 
-The multi-process fixes (gloo init_dist, DDP without device_ids, --local-rank from
-torch.distributed.launch, auto-resume after SIGKILL) are in tests/test_pipelines.py.
+The pipeline fixes are applied here as ndrsr's entry points apply them
+(``apply_pipeline_fixes``); that ``import ndrsr`` alone leaves basicsr's functions
+untouched is checked in a fresh interpreter. The multi-process fixes (gloo
+init_dist, DDP without device_ids, --local-rank from torch.distributed.launch,
+auto-resume after SIGKILL) are in tests/test_pipelines.py.
 """
 import os
 import sys
@@ -15,6 +18,9 @@ import torch
 
 import ndrsr.compat as compat
 from helpers_pipeline import assert_same, inference_options, make_pairs, train_options, write_yaml
+
+
+compat.apply_pipeline_fixes()  # what ndrsr/train.py, ndrsr/test.py and make_lmdb do before using basicsr
 
 
 @pytest.fixture(autouse=True)
@@ -222,20 +228,62 @@ def test_make_lmdb_from_imgs_fits_small_and_mixed_images(tmp_path, sizes):
         assert len(f.read().splitlines()) == len(sizes)
 
 
-# ---------------------------------------------------------------- idempotence
-def test_fixes_are_idempotent():
-    import basicsr.train
-    import basicsr.utils.dist_util as dist_util
-    import basicsr.utils.lmdb_util as lmdb_util
-    from basicsr.models.base_model import BaseModel
-    before = (basicsr.train.parse_options, basicsr.train.make_exp_dirs, basicsr.train.load_resume_state,
-              dist_util._init_dist_pytorch, BaseModel.model_to_device, lmdb_util.make_lmdb_from_imgs,
-              dist_util.init_dist)
-    compat.apply_import_fixes()
-    compat.apply_basicsr_fixes()
-    after = (basicsr.train.parse_options, basicsr.train.make_exp_dirs, basicsr.train.load_resume_state,
-             dist_util._init_dist_pytorch, BaseModel.model_to_device, lmdb_util.make_lmdb_from_imgs,
-             dist_util.init_dist)
-    assert all(a is b for a, b in zip(before, after))
+# ------------------------------------------------- explicit, idempotent fixes
+FRESH_INTERPRETER = r'''
+import json
+import ndrsr
+import ndrsr.compat as compat
+functions = compat.pipeline_functions
+after_import = functions()
+report = {'untouched_on_import': {k: getattr(f, '__module__', '') + ':' + getattr(f, '__qualname__', '')
+                                  for k, f in after_import.items() if not getattr(f, '_ndrsr_compat', False)},
+          'applied_on_import': compat.pipeline_fixes_applied()}
+compat.apply_pipeline_fixes()
+first = functions()
+compat.apply_pipeline_fixes()
+compat.apply_import_fixes()
+second = functions()
+report['replaced'] = sorted(k for k in first if first[k] is not after_import[k] and first[k]._ndrsr_compat)
+report['same_after_second_call'] = sorted(k for k in first if second[k] is first[k])
+report['wraps_original'] = sorted(k for k, f in first.items() if getattr(f, '_ndrsr_original', None) is after_import[k])
+report['wrappers'] = sorted(k for k, f in first.items() if hasattr(f, '_ndrsr_original'))
+print(json.dumps(report))
+'''
+
+
+@pytest.fixture(scope='module')
+def fresh_interpreter_report():
+    """Apply nothing but ``import ndrsr`` in a new interpreter, then the pipeline fixes twice; what changed."""
+    import json
+    import subprocess
+    from helpers_pipeline import REPO, env
+    out = subprocess.run([sys.executable, '-c', FRESH_INTERPRETER], cwd=REPO, env=env(REPO), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_ndrsr_leaves_basicsr_functions_untouched(fresh_interpreter_report):
+    """A project that imports ndrsr for its networks keeps its BasicSR as it was."""
+    untouched = fresh_interpreter_report['untouched_on_import']
+    assert set(untouched) == {f'{m}:{a}' for m, a in compat.PIPELINE_TARGETS}
+    assert untouched['basicsr.train:load_resume_state'] == 'basicsr.train:load_resume_state'
+    assert untouched['basicsr.utils.options:parse_options'] == 'basicsr.utils.options:parse_options'
+    assert untouched['basicsr.models.base_model:BaseModel.model_to_device'] == \
+        'basicsr.models.base_model:BaseModel.model_to_device'
+    assert fresh_interpreter_report['applied_on_import'] is False
+
+
+def test_pipeline_fixes_replace_every_target_once(fresh_interpreter_report):
+    """apply_pipeline_fixes replaces each basicsr function; a second call changes nothing; a wrapper wraps the
+    original itself (never a wrapper of a wrapper)."""
+    targets = sorted(f'{m}:{a}' for m, a in compat.PIPELINE_TARGETS)
+    assert fresh_interpreter_report['replaced'] == targets
+    assert fresh_interpreter_report['same_after_second_call'] == targets
+    wrappers = fresh_interpreter_report['wrappers']
+    assert set(wrappers) >= {'basicsr.train:parse_options', 'basicsr.train:make_exp_dirs',
+                             'basicsr.utils.lmdb_util:make_lmdb_from_imgs'}
+    assert fresh_interpreter_report['wraps_original'] == wrappers
     import basicsr.test
-    assert basicsr.test.parse_options is basicsr.train.parse_options
+    import basicsr.train
+    assert basicsr.test.parse_options is basicsr.train.parse_options  # one wrapper for both pipelines

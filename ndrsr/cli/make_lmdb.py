@@ -30,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ndrsr.compat import apply_pipeline_fixes
     from ndrsr.data.make_lmdb import folders_in_options, make_lmdb
     from ndrsr.data.pairing import DataLayoutError
+    apply_pipeline_fixes()  # ndrsr's entry points run BasicSR with its fixes (basicsr's own LMDB map size too)
     jobs: List[Tuple[str, str]] = []
     if args.opt:
         import yaml
