@@ -1,4 +1,4 @@
-"""The optimised path (ndrsr.archs.fast_path) computes the plain eager networks' function.
+"""The optimised view (ndrsr.archs.fast_path) computes the plain eager networks' function.
 
 Random weights are perturbed away from their initial values (layer-norm
 weights, temperatures, biases) so that every fused term matters. Tolerance:
@@ -12,8 +12,8 @@ from conftest import SMALL_DEGRAD, SMALL_RESTORE
 from torch import nn
 
 from ndrsr.archs import NDRDegrad, NDRRestore
-from ndrsr.archs.fast_path import (FastTransformerBlock, fast_view, prepare_for_inference, prepare_for_training)
-from ndrsr.archs.restormer_blocks import TransformerBlock, TransposedAttention
+from ndrsr.archs.fast_path import fast_view, prepare_for_inference, prepare_for_training
+from ndrsr.archs.restormer_blocks import FastTransformerBlock, TransformerBlock, TransposedAttention
 from ndrsr.convert import convert_released
 
 TOL = 1e-4
@@ -191,3 +191,24 @@ def test_float16_autocast_keeps_a_float32_residual_stream(heads):
     assert torch.isfinite(plain).all() and torch.isfinite(fast).all()
     assert fast.dtype == plain.dtype == torch.float32
     assert max_diff(fast, ref) <= 2 * max_diff(plain, ref) + 1e-3
+
+
+def test_layout_modules_compute_the_same_in_either_layout_and_keep_it():
+    """The layer norm, the CP modulation and the injection have no fast subclass: on a channels-last input they
+    compute the same function in channels-last (what the view feeds them), on NCHW as written."""
+    from ndrsr.archs.layout import is_channels_last, to_channels_last
+    from ndrsr.archs.ndr_modules import CPModulation, DegradationInjection
+    from ndrsr.archs.restormer_blocks import ChannelLayerNorm
+    x, u = torch.randn(2, 24, 10, 14), torch.randn(2, 16, 10, 14)
+    modules = [perturbed(ChannelLayerNorm(24)), perturbed(CPModulation(24, rank=4))]
+    inject = perturbed(DegradationInjection(24, query_dim=16, rank=4))
+    with torch.no_grad():
+        for module in modules:
+            plain, last = module(x), module(to_channels_last(x))
+            assert plain.is_contiguous() and is_channels_last(last)
+            assert max_diff(plain, last) <= 1e-5
+        plain, last = inject(x, u), inject(to_channels_last(x), u)  # U follows the feature's layout
+        assert plain.is_contiguous() and is_channels_last(last) and max_diff(plain, last) <= 1e-5
+        released_form = inject.scale(inject.cp_degradation(inject.embed(u))) * inject.cp_feature(x) + \
+            inject.shift(inject.cp_degradation(inject.embed(u)))
+        assert max_diff(plain, released_form) <= 1e-5  # addcmul is the released scale * F' + shift

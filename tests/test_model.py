@@ -193,7 +193,7 @@ def test_tiled_validation_matches_whole_image(tmp_path):
 @pytest.mark.parametrize('schedule', ['joint', 'alternating'])
 def test_fast_path_training_equals_plain_training(tmp_path, schedule):
     """train.fast_path (default) trains through the optimised views: same weights, same keys, same checkpoints."""
-    from ndrsr.archs.fast_path import FastTransformerBlock
+    from ndrsr.archs.restormer_blocks import FastTransformerBlock
     for sub in ('fast', 'plain'):
         (tmp_path / sub).mkdir()
     torch.manual_seed(0)
@@ -216,3 +216,27 @@ def test_fast_path_training_equals_plain_training(tmp_path, schedule):
     fast.save(0, 3)
     saved = torch.load(os.path.join(fast.opt['path']['models'], 'net_g_3.pth'), weights_only=True)
     assert saved['params'].keys() == plain.net_g.state_dict().keys()
+
+
+def test_validation_builds_the_inference_view_once(tmp_path, monkeypatch):
+    """nondist_validation makes one optimised view of the validation network for all its images."""
+    import ndrsr.models.ndr_model as ndr_model
+    model = make(tmp_path, 'joint')
+    built = []
+    real = ndr_model.prepare_for_inference
+    monkeypatch.setattr(ndr_model, 'prepare_for_inference', lambda net: built.append(net) or real(net))
+
+    class Loader(list):
+        dataset = type('Dataset', (), {'opt': {'name': 'val_noise'}})()
+
+    gen = torch.Generator().manual_seed(0)
+    loader = Loader({'lq': torch.rand(1, 3, 16, 16, generator=gen), 'gt': torch.rand(1, 3, 16, 16, generator=gen),
+                     'lq_path': [f'{i}.png'], 'task': ['noise']} for i in range(3))
+    model.opt['datasets'] = {'val_noise': {}}
+    model.opt['val']['pbar'] = False
+    model.nondist_validation(loader, 1, None, False)
+    assert len(built) == 1 and built[0] is model.net_g_ema
+    assert set(model.metric_results) == {'psnr', 'psnr_input'}
+    model.feed_data({'lq': torch.rand(1, 3, 16, 16)})
+    model.test()  # on its own, test() builds its view
+    assert len(built) == 2

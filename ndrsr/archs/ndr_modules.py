@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import from_nhwc, is_channels_last, to_channels_last
+
 
 class NeuralDegradationRepresentation(nn.Module):
     """The learnable NDR tensor ``D`` of shape (1, N, M), initialised N(0, 1)."""
@@ -84,12 +86,16 @@ class CPModulation(nn.Module):
         return c_k / k, (h_k * w_k).view(b, k, h * w)
 
     def cube(self, x: torch.Tensor) -> torch.Tensor:
-        """The modulation cube (B, C, H, W) for ``x``.
+        """The modulation cube (B, C, H, W) for ``x``, in ``x``'s memory layout.
 
         mean_k c_k (x) h_k (x) w_k as one GEMM over the rank axis (no (B, K, C, H, W) tensor):
-        cube[b, c, (h, w)] = sum_k (c_k[b, k, c] / K) (h_k w_k)[b, k, (h, w)].
+        cube[b, c, (h, w)] = sum_k (c_k[b, k, c] / K) (h_k w_k)[b, k, (h, w)], i.e.
+        (B, C, K) @ (B, K, HW) for NCHW, (B, HW, K) @ (B, K, C) for channels-last.
         """
+        b, c, h, w = x.shape
         c_k, hw = self.rank_factors(x)
+        if is_channels_last(x):
+            return from_nhwc(torch.bmm(hw.transpose(1, 2), c_k).view(b, h, w, c))
         return torch.bmm(c_k.transpose(1, 2), hw).view(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +106,8 @@ class DegradationInjection(nn.Module):
     """DI: modulate a feature F (B, C, H, W) by a recognised degradation U (B, Q, H, W).
 
     ``F' = CP_C(F)``, ``u = CP_Q(conv1(U))``, output ``scale(u) * F' + shift(u)``
-    with ``scale``, ``shift`` 1x1 convs Q -> C. -> (B, C, H, W).
+    (one ``addcmul``) with ``scale``, ``shift`` 1x1 convs Q -> C. -> (B, C, H, W),
+    computed in F's memory layout (U is brought to it).
     """
 
     def __init__(self, channels: int, query_dim: int = 64, rank: int = 16):
@@ -112,8 +119,10 @@ class DegradationInjection(nn.Module):
         self.shift = nn.Conv2d(query_dim, channels, 1)
 
     def forward(self, feature: torch.Tensor, degradation: torch.Tensor) -> torch.Tensor:
+        if is_channels_last(feature):
+            degradation = to_channels_last(degradation)
         u = self.cp_degradation(self.embed(degradation))
-        return self.scale(u) * self.cp_feature(feature) + self.shift(u)
+        return torch.addcmul(self.shift(u), self.scale(u), self.cp_feature(feature))
 
 
 # --------------------------------------------------------------------------

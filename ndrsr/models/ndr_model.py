@@ -292,13 +292,21 @@ class NDRModel(SRModel):
         net.load_state_dict(load_net, strict=strict)
 
     # -------------------------------------------------------------- inference
+    def _validation_net(self):
+        """The network validation runs: ``net_g_ema`` when kept, else the bare ``net_g``."""
+        return self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+
     def test(self):
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        """``self.output`` = the validation network on ``self.lq``, through its optimised view (tiled with val.tile).
+
+        Within :meth:`nondist_validation` the view is built once per validation run; a call on its own builds it.
+        """
+        net = self._validation_net()
         was_training = net.training
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile', 0) or 0
         with torch.inference_mode():
-            fast = prepare_for_inference(net)
+            fast = self._val_view if getattr(self, '_val_view_of', None) is net else prepare_for_inference(net)
             if tile:
                 from ndrsr.tiling import tile_forward
                 self.output = tile_forward(fast, self.lq, tile=tile, overlap=val_opt.get('tile_overlap', 32))
@@ -320,6 +328,8 @@ class NDRModel(SRModel):
         totals.update({f'{name}_input': 0.0 for name in metrics if with_input})
         pbar = tqdm(total=len(dataloader), unit='image', desc=dataset_name) if val_opt.get('pbar', True) else None
         count = 0
+        net = self._validation_net()
+        self._val_view, self._val_view_of = prepare_for_inference(net), net  # one view for the whole run (test())
         for val_data in dataloader:
             img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
             self.feed_data(val_data)
@@ -342,6 +352,7 @@ class NDRModel(SRModel):
                 pbar.update(1)
         if pbar:
             pbar.close()
+        del self._val_view, self._val_view_of
         if not metrics or count == 0:
             return
         self.metric_results = {k: v / count for k, v in totals.items()}
