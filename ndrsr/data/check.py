@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .image_io import ImageReadError, read_image
-from .mixed_degradation_dataset import SOURCE_KEYS, Source, check_pair_sizes, open_file_clients, parse_source
+from .sources import SOURCE_KEYS, Source, check_pair_sizes, open_file_clients, parse_source
 from .pairing import DataLayoutError
 
 

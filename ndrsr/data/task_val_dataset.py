@@ -27,7 +27,7 @@ from torch.utils import data
 
 from .degradations import apply_synthesis, synthesis_scale
 from .image_io import GRAY_MODES, read_image
-from .mixed_degradation_dataset import SOURCE_KEYS, _option, check_pair_sizes, open_file_clients, parse_source
+from .sources import SOURCE_KEYS, check_choice, check_pair_sizes, open_file_clients, parse_source
 
 # keys BasicSR or the model add to dataset options; tolerated at the top level
 _DATASET_KEYS = ('type', 'phase', 'scale', 'seed', 'gray', 'batch_size_per_gpu', 'num_worker_per_gpu', 'pin_memory',
@@ -54,7 +54,7 @@ class TaskValidationDataset(data.Dataset):
         where = f"datasets {opt.get('name', 'val')}"
         self.scale = int(opt.get('scale', 1))
         self.seed = int(opt.get('seed', 0))
-        self.gray = _option(opt.get('gray', 'convert'), GRAY_MODES, 'gray', where)
+        self.gray = check_choice(opt.get('gray', 'convert'), GRAY_MODES, 'gray', where)
         spec = {k: v for k, v in opt.items() if k in SOURCE_KEYS}
         spec.setdefault('io_backend', {'type': 'disk'})
         extra = sorted(set(opt) - set(SOURCE_KEYS) - set(_DATASET_KEYS))
