@@ -30,7 +30,7 @@ LAUNCHER = osp.abspath(__file__)
 SMALL_RESTORE = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
 SMALL_DEGRAD = dict(dim=8)
 # checkpoint file label and param key of each model attribute holding a network
-NET_FILES = {'net_g': ('net_g', 'params'), 'net_g_ema': ('net_g', 'params_ema'), 'net_d': ('net_degrad', 'params')}
+NET_FILES = {'net_g': ('net_g', 'params'), 'net_g_ema': ('net_g', 'params_ema'), 'net_degrad': ('net_degrad', 'params')}
 
 
 # ------------------------------------------------------------------ data/options

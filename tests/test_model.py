@@ -36,12 +36,12 @@ def make(tmp_path, schedule, **kw):
 
 def test_joint_updates_both_networks_and_ndr(tmp_path):
     model = make(tmp_path, 'joint')
-    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_degrad)
     model.feed_data(batch())
     model.optimize_parameters(1)
     assert set(model.log_dict) == {'l_restore', 'l_degrad'}
     assert changed(g0, model.net_g) == set(g0)  # every NDRRestore tensor moves (Adam, both losses)
-    assert changed(d0, model.net_d) == set(d0)
+    assert changed(d0, model.net_degrad) == set(d0)
 
 
 def test_joint_ndr_receives_degradation_loss(tmp_path):
@@ -57,7 +57,7 @@ def test_joint_ndr_receives_degradation_loss(tmp_path):
 
 def test_restore_only_has_no_degradation_path(tmp_path):
     model = make(tmp_path, 'restore_only', pixel_opt={'type': 'L1Loss', 'loss_weight': 0.0}, optim_g=NO_DECAY)
-    assert not hasattr(model, 'net_d') and len(model.optimizers) == 1
+    assert not hasattr(model, 'net_degrad') and len(model.optimizers) == 1
     g0 = snapshot(model.net_g)
     model.feed_data(batch())
     model.optimize_parameters(1)
@@ -76,18 +76,18 @@ def test_alternating_steps_update_exactly_their_parameters(tmp_path):
     recog = {id(p) for p in model.recognition_parameters()}
     recog_names = {k for k, p in g_params.items() if id(p) in recog}
     assert recog_names == {k for k in g_params if k == 'ndr.atoms' or k.startswith('query.')}
-    d_ids = {id(p) for g in model.optimizer_d.param_groups for p in g['params']}
-    assert d_ids == {id(p) for p in model.net_d.parameters()} | recog
+    d_ids = {id(p) for g in model.optimizer_degrad.param_groups for p in g['params']}
+    assert d_ids == {id(p) for p in model.net_degrad.parameters()} | recog
 
     model.feed_data(batch())
     # restoration step alone: every NDRRestore parameter, nothing of NDRDegrad
-    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_degrad)
     model._restoration_step(1)
-    assert changed(g0, model.net_g) == set(g0) and not changed(d0, model.net_d)
+    assert changed(g0, model.net_g) == set(g0) and not changed(d0, model.net_degrad)
     # degradation step alone: NDRDegrad, the NDR and the queries; the encoder trunk and decoder stay
-    g1, d1 = snapshot(model.net_g), snapshot(model.net_d)
+    g1, d1 = snapshot(model.net_g), snapshot(model.net_degrad)
     model._degradation_step(1)
-    assert changed(d1, model.net_d) == set(d1)
+    assert changed(d1, model.net_degrad) == set(d1)
     assert changed(g1, model.net_g) == recog_names
 
 
@@ -123,12 +123,12 @@ def test_save_writes_complete_set_and_loads_back(tmp_path):
     opt['path']['pretrain_network_g'] = os.path.join(tmp_path, 'net_g_1.pth')
     opt['path']['pretrain_network_degrad'] = os.path.join(tmp_path, 'net_degrad_1.pth')
     loaded = build_model(opt)
-    for a, b in zip(loaded.net_d.state_dict().values(), model.net_d.state_dict().values()):
+    for a, b in zip(loaded.net_degrad.state_dict().values(), model.net_degrad.state_dict().values()):
         assert torch.equal(a, b)
     for a, b in zip(loaded.net_g.state_dict().values(), model.net_g.state_dict().values()):
         assert torch.equal(a, b)
     loaded.resume_training(state)
-    assert loaded.optimizer_d.state_dict()['state'].keys() == model.optimizer_d.state_dict()['state'].keys()
+    assert loaded.optimizer_degrad.state_dict()['state'].keys() == model.optimizer_degrad.state_dict()['state'].keys()
 
 
 def test_loads_converter_output(tmp_path, reference):
@@ -210,7 +210,7 @@ def test_fast_path_training_equals_plain_training(tmp_path, schedule):
             model.optimize_parameters(step)
         for key in fast.log_dict:
             assert abs(fast.log_dict[key] - plain.log_dict[key]) < 1e-5, (step, key)
-    for name in ('net_g', 'net_d', 'net_g_ema'):
+    for name in ('net_g', 'net_degrad', 'net_g_ema'):
         a, b = getattr(fast, name).state_dict(), getattr(plain, name).state_dict()
         assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4, name  # Adam amplifies 1e-7 grads
     fast.save(0, 3)
@@ -240,3 +240,11 @@ def test_validation_builds_the_inference_view_once(tmp_path, monkeypatch):
     model.feed_data({'lq': torch.rand(1, 3, 16, 16)})
     model.test()  # on its own, test() builds its view
     assert len(built) == 2
+
+
+def test_degradation_network_names_and_their_old_aliases(tmp_path):
+    """net_degrad / optimizer_degrad (BasicSR's net_d is a discriminator); the old names still read."""
+    model = make(tmp_path, 'alternating')
+    assert model.net_d is model.net_degrad and model.optimizer_d is model.optimizer_degrad
+    assert model.optimizers == [model.optimizer_g, model.optimizer_degrad]  # positional in training states
+    assert not hasattr(make(tmp_path, 'restore_only'), 'net_d')

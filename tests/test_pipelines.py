@@ -148,7 +148,7 @@ def test_sigkill_then_auto_resume_from_another_directory(tmp_path, model_type):
     resumed, state = load(osp.join(dump, 'resumed_rank0.pt')), load(osp.join(states, f'{k}.state'))
     assert_same(resumed['optimizers'], state['optimizers'], 'optimizers')
     assert_same(resumed['schedulers'], state['schedulers'], 'schedulers')
-    expected_nets = {'net_g', 'net_g_ema', 'net_d'} if model_type == 'NDRModel' else {'net_g'}
+    expected_nets = {'net_g', 'net_g_ema', 'net_degrad'} if model_type == 'NDRModel' else {'net_g'}
     assert set(resumed['nets']) == expected_nets
     for attr, (label, key) in NET_FILES.items():
         if attr in resumed['nets']:

@@ -40,12 +40,18 @@ The schedules, exactly:
 * ``restore_only`` (the paper's "w/o strategy" ablation): ``L_restore`` only; no
   degradation network is built and the NDR never sees a degradation loss.
 
-Fast path: with ``train.fast_path`` (default) ``net_g`` and ``net_d`` are the
+Fast path: with ``train.fast_path`` (default) ``net_g`` and ``net_degrad`` are the
 parameter-sharing training views of :mod:`ndrsr.archs.fast_path` (wrapped by
 DDP when distributed, so gradient synchronisation sees the view's forward).
 Their ``state_dict`` keys, parameters and checkpoints are exactly those of the
 plain networks; ``net_g_ema`` and validation use the plain network (validation
 through ``prepare_for_inference``).
+
+Attributes: ``net_g`` / ``net_g_ema`` / ``optimizer_g`` (NDR-Restore), ``net_degrad`` / ``optimizer_degrad``
+(NDR-Degrad and the degradation step; in BasicSR ``net_d`` means a discriminator). ``net_d`` and
+``optimizer_d``, their names before, remain as read-only aliases. Option keys and checkpoint names
+are unchanged (``network_degrad``, ``optim_degrad``, ``pretrain_network_degrad``, ``net_degrad_<iter>.pth``);
+training states store the optimizers by position, so older states resume as before.
 
 Checkpoints: ``net_g_<iter>.pth`` (``params`` + ``params_ema``),
 ``net_degrad_<iter>.pth``, ``<iter>.state`` (both optimizers, schedulers, iter),
@@ -96,6 +102,16 @@ class NDRModel(SRModel):
             self._remove_partial_checkpoints()
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def net_d(self):
+        """Old name of ``net_degrad`` (kept for existing code; in BasicSR ``net_d`` is a discriminator)."""
+        return self.net_degrad
+
+    @property
+    def optimizer_d(self):
+        """Old name of ``optimizer_degrad`` (kept for existing code)."""
+        return self.optimizer_degrad
+
     def model_to_device(self, net):
         """Move to the device; with ``train.fast_path`` swap in the training view *before* any DDP wrap."""
         if self.train_fast_path:
@@ -109,13 +125,13 @@ class NDRModel(SRModel):
             if self.opt.get('network_degrad') is None:
                 raise ValueError(f'train.schedule={self.schedule!r} needs a network_degrad (type: NDRDegrad) '
                                  f'in the options; use schedule: restore_only to train without it.')
-            self.net_d = self.model_to_device(build_network(self.opt['network_degrad']))
-            self.print_network(self.net_d)
+            self.net_degrad = self.model_to_device(build_network(self.opt['network_degrad']))
+            self.print_network(self.net_degrad)
             load_path = self.opt['path'].get('pretrain_network_degrad')
             if load_path is not None:
-                self.load_network(self.net_d, load_path, self.opt['path'].get('strict_load_degrad', True),
+                self.load_network(self.net_degrad, load_path, self.opt['path'].get('strict_load_degrad', True),
                                   self.opt['path'].get('param_key_degrad', 'params'))
-            self.net_d.train()
+            self.net_degrad.train()
             if train_opt.get('degrad_opt') is None:
                 raise ValueError('train.degrad_opt (the degradation loss, e.g. {type: L1Loss, loss_weight: 1.0}) '
                                  f'is required for schedule {self.schedule!r}.')
@@ -134,13 +150,13 @@ class NDRModel(SRModel):
         self.optimizers = [self.optimizer_g]
         if self.schedule == 'restore_only':
             return
-        net_d = self.get_bare_model(self.net_d)
-        degrad_params = [p for p in net_d.parameters() if p.requires_grad]
+        net_degrad = self.get_bare_model(self.net_degrad)
+        degrad_params = [p for p in net_degrad.parameters() if p.requires_grad]
         if self.schedule == 'alternating':
             degrad_params += self.recognition_parameters()
-        optim_d = deepcopy(train_opt.get('optim_degrad') or train_opt['optim_g'])
-        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), degrad_params, **optim_d)
-        self.optimizers.append(self.optimizer_d)
+        optim_degrad = deepcopy(train_opt.get('optim_degrad') or train_opt['optim_g'])
+        self.optimizer_degrad = self.get_optimizer(optim_degrad.pop('type'), degrad_params, **optim_degrad)
+        self.optimizers.append(self.optimizer_degrad)
 
     def recognition_parameters(self):
         """The NDR tensor and the degradation-query parameters of net_g."""
@@ -170,7 +186,7 @@ class NDRModel(SRModel):
         loss_dict = OrderedDict()
         if self.schedule == 'joint':
             self.output, degradations = self.net_g(self.lq, return_degradation=True)
-            l_degrad = self.cri_degrad(self.net_d(self.gt, degradations), self.lq)
+            l_degrad = self.cri_degrad(self.net_degrad(self.gt, degradations), self.lq)
             loss_dict['l_degrad'] = l_degrad
         else:
             self.output = self.net_g(self.lq)
@@ -197,13 +213,13 @@ class NDRModel(SRModel):
         return OrderedDict(l_restore=l_restore)
 
     def _degradation_step(self, current_iter):
-        self.optimizer_d.zero_grad(set_to_none=True)
+        self.optimizer_degrad.zero_grad(set_to_none=True)
         degradations = self.net_g(self.lq, recognise_only=True)
-        l_degrad = self.cri_degrad(self.net_d(self.gt, degradations), self.lq)
+        l_degrad = self.cri_degrad(self.net_degrad(self.gt, degradations), self.lq)
         self._check_finite(l_degrad, {'l_degrad': l_degrad}, current_iter)
         l_degrad.backward()
-        self._clip([p for g in self.optimizer_d.param_groups for p in g['params']])
-        self.optimizer_d.step()
+        self._clip([p for g in self.optimizer_degrad.param_groups for p in g['params']])
+        self.optimizer_degrad.step()
         return OrderedDict(l_degrad=l_degrad)
 
     def _clip(self, params):
@@ -265,8 +281,8 @@ class NDRModel(SRModel):
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
         else:
             self.save_network(self.net_g, 'net_g', current_iter)
-        if hasattr(self, 'net_d'):
-            self.save_network(self.net_d, 'net_degrad', current_iter)
+        if hasattr(self, 'net_degrad'):
+            self.save_network(self.net_degrad, 'net_degrad', current_iter)
         self.save_training_state(epoch, current_iter)  # last: a .state always has its networks
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
