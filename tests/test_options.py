@@ -11,12 +11,19 @@ from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from conftest import ROOT
 
+from ndrsr.data.degradations import parse_synthesis, synthesis_task
+
 import importlib.util
 
 OPTION_FILES = sorted(glob.glob(os.path.join(ROOT, 'options', '*.yml')) +
                       glob.glob(os.path.join(ROOT, 'options', 'ablation', '*.yml')))
 TRAIN_FILES = [f for f in OPTION_FILES if os.path.basename(f) != 'test_all_in_one.yml'
                and 'examples' not in f]
+
+
+def expected_task(spec):
+    """The task tag a source's options give it: ``task``, else the one its synthesis implies."""
+    return spec.get('task') or synthesis_task(parse_synthesis(spec['synthesize']))
 
 
 def _write(path, size=(136, 144), seed=0):
@@ -76,7 +83,6 @@ def test_option_file_datasets_build_on_real_layout(path, data_tree, monkeypatch)
         opt = yaml.safe_load(f)
     monkeypatch.chdir(data_tree)  # relative dataroots resolve against the working directory, as in BasicSR
     scale = opt.get('scale', 1)
-    tasks = set()
     for key, dopt in opt['datasets'].items():
         dopt = dict(dopt, phase='train' if key == 'train' else 'val', scale=scale)
         dataset = build_dataset(dopt)
@@ -87,7 +93,8 @@ def test_option_file_datasets_build_on_real_layout(path, data_tree, monkeypatch)
         assert item['lq'].shape[0] == item['gt'].shape[0] == 3
         if key == 'train':
             assert gt_h == dopt['gt_size']
-            tasks |= {dataset[i]['task'] for i in range(min(len(dataset), 40))}
+            # every source's samples carry the task the options give it (its first slot, in order)
+            offsets = [sum(dataset.counts[:i]) for i in range(len(dopt['sources']))]
+            assert [dataset[i]['task'] for i in offsets] == [expected_task(src) for src in dopt['sources']]
         else:
-            tasks.add(item['task'])
-    assert tasks, 'no task tags'
+            assert item['task'] == expected_task(dopt)
