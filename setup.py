@@ -22,7 +22,7 @@ setup(
         'scikit-image',
         'tqdm',
     ],
-    extras_require={'test': ['pytest', 'pytest-timeout']},
+    extras_require={'test': ['pytest', 'pytest-timeout', 'ruff==0.16.9']},
     entry_points={'console_scripts': [
         'ndrsr-restore=ndrsr.cli.restore:main',
         'ndrsr-degrade=ndrsr.cli.degrade:main',

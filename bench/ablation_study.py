@@ -239,7 +239,8 @@ def train_and_evaluate(variant: str, seed: int, iters: int, train_opt: dict, set
     seed_everything(seed)
     model = build_model(opt)
     n_g = sum(p.numel() for p in model.get_bare_model(model.net_g).parameters())
-    n_d = sum(p.numel() for p in model.get_bare_model(model.net_degrad).parameters()) if hasattr(model, 'net_degrad') else 0
+    n_d = (sum(p.numel() for p in model.get_bare_model(model.net_degrad).parameters())
+           if hasattr(model, 'net_degrad') else 0)
 
     dataset = build_dataset(dict(train_opt))
     gen = torch.Generator().manual_seed(seed)

@@ -152,7 +152,7 @@ def main() -> int:
             print(f'{k:<45} {statistics.median(v):>19.1f} {min(v):>7.1f} {max(v):>7.1f}')
         print('\nSide-by-side ratios (median over rounds):')
         for kind in ('paired (rain+haze)', 'synthesis (noise/rain/haze/downup2)'):
-            ratio = statistics.median(l / d for l, d in zip(rates[f'{kind}, lmdb'], rates[f'{kind}, disk']))
+            ratio = statistics.median(lm / d for lm, d in zip(rates[f'{kind}, lmdb'], rates[f'{kind}, disk']))
             print(f'  {kind}: lmdb / disk = {ratio:.2f}')
         for backend in ('disk', 'lmdb'):
             ratio = statistics.median(

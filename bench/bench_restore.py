@@ -50,7 +50,8 @@ def photo(h: int, w: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     y = torch.linspace(0, 1, h)[:, None]
     x = torch.linspace(0, 1, w)[None]
-    img = torch.stack([0.5 + 0.4 * torch.sin(12 * x + 5 * y), (x * y) ** 0.5, 0.5 + 0.3 * torch.cos(20 * y) * (x > 0.4)])
+    img = torch.stack([0.5 + 0.4 * torch.sin(12 * x + 5 * y), (x * y) ** 0.5,
+                       0.5 + 0.3 * torch.cos(20 * y) * (x > 0.4)])
     return (img[None] + 0.03 * torch.randn(1, 3, h, w, generator=g)).clamp(0, 1)
 
 
@@ -100,7 +101,8 @@ def main() -> int:
     per_tile = (times[-1] - times[0]) / (done - 1) if done > 1 else wall / max(done, 1)
     total = wall if complete else (times[0] - start) + per_tile * (n_tiles - 1)
     print(f'image {args.width}x{args.height}, network {args.weights or args.network} ({params / 1e6:.2f} M params), '
-          f'tile {grid.tile} overlap {grid.overlap}: {n_tiles} tiles, {args.threads} threads, torch {torch.__version__}')
+          f'tile {grid.tile} overlap {grid.overlap}: {n_tiles} tiles, {args.threads} threads, '
+          f'torch {torch.__version__}')
     if device.type == 'cuda':
         print(f'device {torch.cuda.get_device_name(device)}, precision {args.precision}: peak GPU memory '
               f'{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB')

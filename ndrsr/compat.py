@@ -45,7 +45,8 @@ def _restore_functional_tensor() -> None:
 
 
 class LooseVersion:
-    """``distutils.version.LooseVersion`` (removed with distutils in Python 3.12): numbers and letters compared in order."""
+    """``distutils.version.LooseVersion`` (removed with distutils in Python 3.12): numbers and letters compared
+    in order."""
 
     _component = re.compile(r'(\d+ | [a-z]+ | \.)', re.VERBOSE)
 
@@ -280,8 +281,9 @@ def _patch_make_lmdb() -> None:
 # The basicsr functions apply_pipeline_fixes replaces: (module, attribute). A class attribute is 'Class.name'.
 PIPELINE_TARGETS = (
     ('basicsr.train', 'load_resume_state'), ('basicsr.train', 'make_exp_dirs'), ('basicsr.train', 'parse_options'),
-    ('basicsr.test', 'parse_options'), ('basicsr.utils.options', 'parse_options'), ('basicsr.utils.options', 'init_dist'),
-    ('basicsr.utils.dist_util', 'init_dist'), ('basicsr.utils.dist_util', '_init_dist_pytorch'),
+    ('basicsr.test', 'parse_options'), ('basicsr.utils.options', 'parse_options'),
+    ('basicsr.utils.options', 'init_dist'), ('basicsr.utils.dist_util', 'init_dist'),
+    ('basicsr.utils.dist_util', '_init_dist_pytorch'),
     ('basicsr.models.base_model', 'BaseModel.model_to_device'), ('basicsr.utils.lmdb_util', 'make_lmdb_from_imgs'),
 )
 

@@ -182,7 +182,8 @@ def convert_released(released: Mapping) -> Tuple[Dict[str, torch.Tensor], Dict[s
         raise ValueError('the checkpoint does not match the released NDR-Restore network:\n  ' + '\n  '.join(problems))
     restore_sd = {k: v.detach().clone().float().contiguous() for k, v in restore_sd.items()}
     degrad_sd = {k: v.detach().clone().float().contiguous() for k, v in degrad_sd.items()}
-    options = {'network_g': {'type': 'NDRRestore', **restore_opt}, 'network_degrad': {'type': 'NDRDegrad', **degrad_opt}}
+    options = {'network_g': {'type': 'NDRRestore', **restore_opt},
+               'network_degrad': {'type': 'NDRDegrad', **degrad_opt}}
     return restore_sd, degrad_sd, options
 
 

@@ -50,7 +50,8 @@ def load_options_text(text: str, source: str = '<options>') -> Any:
         raise OptionsFileError(f'{source}: {e.problem} {e.problem_mark or ""}. Options files may hold plain data '
                                'only (numbers, strings, lists, mappings, !!float); python tags are refused.') from None
     except yaml.YAMLError as e:
-        raise OptionsFileError(f'{source} is not valid YAML: {e}. Fix the file (indentation, colons, quotes).') from None
+        raise OptionsFileError(f'{source} is not valid YAML: {e}. Fix the file (indentation, colons, '
+                               'quotes).') from None
 
 
 def load_options_file(path: str) -> dict:
@@ -64,7 +65,8 @@ def load_options_file(path: str) -> dict:
         with open(path, encoding='utf-8') as f:
             text = f.read()
     except OSError as e:
-        raise OptionsFileError(f'cannot read options file {path}: {e.strerror}. Check the path given to -opt.') from None
+        raise OptionsFileError(f'cannot read options file {path}: {e.strerror}. Check the path given to '
+                               '-opt.') from None
     except UnicodeDecodeError:
         raise OptionsFileError(f'options file {path} is not UTF-8 text. Pass a YAML options file.') from None
     data = load_options_text(text, path)

@@ -103,7 +103,8 @@ def write_yaml(opt: dict, path: str) -> str:
 
 # -------------------------------------------------------------------- processes
 def env(root: str) -> Dict[str, str]:
-    """Subprocess environment: the repo importable (before any inherited PYTHONPATH), one thread, runs under ``root``."""
+    """Subprocess environment: the repo importable (before any inherited PYTHONPATH), one thread, runs under
+    ``root``."""
     out = dict(os.environ)
     pythonpath = [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
     out.update(PYTHONPATH=os.pathsep.join(pythonpath), OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', NDRSR_ROOT=root,

@@ -12,7 +12,7 @@ from conftest import SMALL_DEGRAD, SMALL_RESTORE
 from torch import nn
 
 from ndrsr.archs import NDRDegrad, NDRRestore
-from ndrsr.archs.fast_path import fast_view, prepare_for_inference, prepare_for_training
+from ndrsr.archs.fast_path import prepare_for_inference, prepare_for_training
 from ndrsr.archs.restormer_blocks import FastTransformerBlock, TransformerBlock, TransposedAttention
 from ndrsr.convert import convert_released
 

@@ -77,7 +77,8 @@ def test_option_file_builds_networks(path):
         assert net_d.upscale == opt.get('scale', 1)
 
 
-@pytest.mark.parametrize('path', [f for f in OPTION_FILES if 'ablation' not in f], ids=lambda p: os.path.relpath(p, ROOT))
+@pytest.mark.parametrize('path', [f for f in OPTION_FILES if 'ablation' not in f],
+                         ids=lambda p: os.path.relpath(p, ROOT))
 def test_option_file_datasets_build_on_real_layout(path, data_tree, monkeypatch):
     with open(path) as f:
         opt = yaml.safe_load(f)

@@ -28,7 +28,8 @@ def test_reuse_example_trains_with_stock_srmodel(tmp_path):
     opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
     opt['num_gpu'] = 0
     root = tmp_path / 'root'
-    proc = run([sys.executable, TRAIN, '-opt', write_yaml(opt, str(tmp_path / 'reuse.yml'))], root=str(root), cwd=str(tmp_path))
+    proc = run([sys.executable, TRAIN, '-opt', write_yaml(opt, str(tmp_path / 'reuse.yml'))], root=str(root),
+               cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:]
     models = root / 'experiments' / opt['name'] / 'models'
     ckpt = torch.load(models / 'net_g_latest.pth', weights_only=True)

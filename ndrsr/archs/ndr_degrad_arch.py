@@ -121,7 +121,8 @@ class NDRDegrad(nn.Module):
         s = self.upscale
         h, w = clean.shape[-2:]
         if h % s or w % s:
-            raise ValueError(f'NDRDegrad(upscale={s}) needs a clean image whose size is a multiple of {s}, got {h}x{w}.')
+            raise ValueError(f'NDRDegrad(upscale={s}) needs a clean image whose size is a multiple of {s}, '
+                             f'got {h}x{w}.')
         x = pad_to_multiple(clean, self.stride * s)
         if len(degradations) != 3:
             raise ValueError(f'NDRDegrad expects 3 recognised degradations [U1, U2, U3], got {len(degradations)}.')

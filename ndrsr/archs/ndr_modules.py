@@ -8,7 +8,6 @@ M NDR dimension, Q query width (64 in the released network), K CP rank.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .layout import from_nhwc, is_channels_last, to_channels_last

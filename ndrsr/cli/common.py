@@ -187,7 +187,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                         help='tile size in pixels (multiple of 8); 0 = auto: the whole image if it has at most '
                              '768x512 pixels (CPU) or fits in half the free GPU memory, else 512 tiles (default 0)')
     parser.add_argument('--tile-overlap', type=int, default=DEFAULT_OVERLAP,
-                        help=f'overlap of neighbouring tiles, blended with raised-cosine ramps (default {DEFAULT_OVERLAP})')
+                        help='overlap of neighbouring tiles, blended with raised-cosine ramps '
+                             f'(default {DEFAULT_OVERLAP})')
     parser.add_argument('--device', default='auto', help='auto (CUDA if available), cpu, cuda or cuda:N (default auto)')
     parser.add_argument('--precision', default='auto', choices=list(PRECISIONS),
                         help='compute precision: auto = fp32 on CPU, fp16 on CUDA; fp16/bf16 need CUDA')

@@ -22,7 +22,7 @@ import argparse
 import csv
 import sys
 from os import path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 

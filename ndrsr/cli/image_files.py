@@ -109,12 +109,14 @@ def output_extension(image: ImageFile, source_path: str, ext: str = 'auto') -> s
     ext = osp.splitext(source_path)[1].lower() if ext == 'auto' else '.' + ext.lower().lstrip('.')
     if ext not in IMAGE_EXTENSIONS:
         ext = '.png'
-    if (image.alpha is not None and ext not in ALPHA_EXTENSIONS) or (image.bit_depth == 16 and ext not in DEEP_EXTENSIONS):
+    if (image.alpha is not None and ext not in ALPHA_EXTENSIONS) or \
+            (image.bit_depth == 16 and ext not in DEEP_EXTENSIONS):
         ext = '.png'
     return ext
 
 
-def to_file_array(rgb: np.ndarray, bit_depth: int, gray: bool = False, alpha: Optional[np.ndarray] = None) -> np.ndarray:
+def to_file_array(rgb: np.ndarray, bit_depth: int, gray: bool = False,
+                  alpha: Optional[np.ndarray] = None) -> np.ndarray:
     """Float RGB (H, W, 3) in [0, 1] -> the uint8/uint16 array OpenCV writes (BGR[A], gray[+A]).
 
     ``alpha`` (H', W') is resized (bilinear) to (H, W) if needed and appended unchanged otherwise.

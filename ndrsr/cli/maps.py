@@ -134,7 +134,8 @@ def summary_figure(image: np.ndarray, restored: Optional[np.ndarray], maps: List
     if restored is not None:
         rows[0].append(_label(_panel(restored, pw, ph), 'restored'))
     for i, m in enumerate(maps):
-        rows.append([_label(_panel(colour_atoms(m['atom'], m['atoms']), pw, ph, nearest=True), f'L{i + 1} dominant atom'),
+        rows.append([_label(_panel(colour_atoms(m['atom'], m['atoms']), pw, ph, nearest=True),
+                            f'L{i + 1} dominant atom'),
                      _label(_panel(colour_confidence(m['confidence']), pw, ph, nearest=True),
                             f'L{i + 1} confidence (mean {m["confidence"].mean():.2f})'),
                      _label(_panel(m['u_rgb'], pw, ph, nearest=True), f'L{i + 1} U (PCA)')])

@@ -27,7 +27,8 @@ from ndrsr.cli.common import (WEIGHTS_FLAGS, Progress, UsageError, add_runtime_a
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='ndrsr-restore', description=__doc__.split('\n\n')[0],
-                                     epilog='Example: ndrsr-restore photos/ -o restored/ --weights net_g.pth --save-maps')
+                                     epilog='Example: ndrsr-restore photos/ -o restored/ --weights net_g.pth '
+                                            '--save-maps')
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image file, folder or quoted glob')
     parser.add_argument('-o', '--output', required=True, help='output folder (created; must not be an input folder)')
     parser.add_argument('-w', '--weights', required=True,
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--opt', help='BasicSR options YAML with network_g (default: network_options.yml next to '
                                       'the weights, else sizes inferred from the weights)')
     parser.add_argument('--upscale', type=int, default=None,
-                        help='expected up-scaling of the network (e.g. 2 for the SR model); checked against the weights')
+                        help='expected up-scaling of the network (e.g. 2 for the SR model); checked against the '
+                             'weights')
     add_runtime_arguments(parser)
     parser.add_argument('--ext', default='auto', help='output format: auto (as the input; PNG when the input '
                                                       'format cannot hold alpha/16 bits), png, jpg, tif, webp ...')
@@ -56,8 +58,8 @@ def restore_one(net, path: str, out_dir: str, args, device, inputs_real: set, pr
     from ndrsr.tiling import tile_forward, tile_recognise
 
     image = read_image_file(path)
-    out_path = safe_output_path(osp.join(out_dir, output_name(path, args.suffix, output_extension(image, path, args.ext))),
-                                inputs_real)
+    ext = output_extension(image, path, args.ext)
+    out_path = safe_output_path(osp.join(out_dir, output_name(path, args.suffix, ext)), inputs_real)
     lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
     restored = tile_forward(net, lq, tile=args.tile, overlap=args.tile_overlap, precision=args.precision,
                             progress=progress.tile)

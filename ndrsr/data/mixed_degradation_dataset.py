@@ -26,7 +26,7 @@ The sources' options are parsed, listed and paired by :mod:`ndrsr.data.sources`.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
