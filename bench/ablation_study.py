@@ -1,4 +1,4 @@
-"""Small-budget CPU ablation study of NDR-Restore (issue 7).
+"""Small-budget CPU ablation study of NDR-Restore.
 
 Trains every ablation row of the paper's Tables VIII-X (the variants of
 scripts/make_ablation_options.py) with the same small budget, seed and data,

@@ -3,12 +3,12 @@
 Why: with glibc's defaults every large tensor (above the mmap threshold, at
 most 32 MiB) is a fresh ``mmap`` and is unmapped when freed, so the next
 forward touches new pages and the kernel zero-fills every 4 KiB page again.
-A default-size NDRRestore forward at 256x256 on the CPU takes ~1 million such
-page faults, about a third of its time (docs/performance.md). With
+A default-size NDRRestore forward on the CPU spends a large share of its time
+in such page faults (measured in docs/performance.md). With
 ``retain_freed_memory()`` large blocks come from the heap, freed blocks are
 reused and the heap is not trimmed: no page faults after the first forward
-and the same numbers, for more peak resident memory (+16 % to +33 % measured on
-the fast path; BENCHMARKS.md, "Speed").
+and the same numbers, for a higher peak resident memory (BENCHMARKS.md,
+"Speed", gives both).
 
 ndrsr's own entry points (``ndrsr/train.py``, ``ndrsr/test.py``,
 ``ndrsr-restore`` / ``ndrsr-degrade``, the demo) call it at

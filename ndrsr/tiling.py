@@ -44,8 +44,8 @@ DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 # tile 0 (auto): the whole image when it fits, else DEFAULT_TILE tiles. On the CPU "fits" means at most
 # CPU_WHOLE_PIXELS padded pixels; on CUDA, BYTES_PER_PIXEL (halved in fp16/bf16) times the pixels must be
-# under half the free memory. Both come from the measured peak of a released-size forward (BENCHMARKS.md,
-# "Restoration CLI"): a 768x512 image stays near 4 GB on the CPU.
+# under half the free memory. Both follow from the measured peak memory of a released-size forward
+# (BENCHMARKS.md, "Restoration CLI").
 CPU_WHOLE_PIXELS = 768 * 512
 BYTES_PER_PIXEL = 7 * 1024
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
