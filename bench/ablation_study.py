@@ -9,7 +9,7 @@ variant, seed, parameters, PSNR/SSIM per evaluation set, average, training time.
     .venv/bin/python bench/ablation_study.py --iters 5 --variants full,no_ndr --seeds 0   # smoke run
 
 Training data (identical for every run): the clean scikit-image photos
-(ndrsr.demo.export_photos) and, when present, /work/shared/data/samples_noise/gt,
+(ndrsr.cli.demo.export_photos) and, when present, /work/shared/data/samples_noise/gt,
 degraded on the fly with noise (sigma in {15, 25, 50}), synthetic rain and synthetic
 haze; plus, when present, the real pairs samples_rain 1-3 and samples_haze
 0001-0003 (pairs 4-5 / 0004, 0006 are held out for evaluation).
@@ -63,7 +63,7 @@ from make_ablation_options import VARIANTS  # noqa: E402
 
 from ndrsr.data.degradations import apply_synthesis, parse_synthesis  # noqa: E402
 from ndrsr.data.task_val_dataset import image_seed  # noqa: E402
-from ndrsr.demo import export_photos  # noqa: E402
+from ndrsr.cli.demo import export_photos  # noqa: E402
 
 SHARED = osp.abspath(osp.join(ROOT, os.pardir, 'shared', 'data'))
 KODAK_EVAL = ('kodim03', 'kodim07', 'kodim11', 'kodim15', 'kodim19', 'kodim23')

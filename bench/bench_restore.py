@@ -4,7 +4,7 @@
                                             [--weights W] [--max-tiles N] [--threads 2]
                                             [--device cpu|cuda] [--precision fp32|fp16|bf16]
 
-Runs :func:`ndrsr.inference.tile_forward` (the path ``ndrsr-restore`` uses)
+Runs :func:`ndrsr.tiling.tile_forward` (the path ``ndrsr-restore`` uses)
 once on a synthetic photo-like 3840x2160 image and prints the wall time and
 the process's peak resident memory (``ru_maxrss``, everything included:
 Python, torch, the image, the output accumulators and one tile's
@@ -30,7 +30,8 @@ import torch  # noqa: E402
 
 import ndrsr  # noqa: E402,F401
 from ndrsr.archs import NDRRestore  # noqa: E402
-from ndrsr.inference import load_restore_network, plan_tiles, tile_forward  # noqa: E402
+from ndrsr.tiling import plan_tiles, tile_forward  # noqa: E402
+from ndrsr.weights import load_restore_network  # noqa: E402
 
 SMALL = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
 

@@ -4,7 +4,7 @@
 #   bash bench/gpu_session.sh OUT_DIR [PART ...]
 #
 # PARTS (default: smoke arch train restore data):
-#   smoke    bench/gpu_smoke.py (numbers on CUDA, nccl torchrun + CUDA prefetch + resume, test.py, ndrsr.restore)
+#   smoke    bench/gpu_smoke.py (numbers on CUDA, nccl torchrun + CUDA prefetch + resume, test.py, ndrsr.cli.restore)
 #   arch     bench/bench_arch.py at 256^2 and 512^2 in fp32 (TF32 off), tf32, bf16 and fp16 (+ CUDA graph replay)
 #   compile  bench/bench_arch.py --compile (dynamic shapes, and reduce-overhead = CUDA graphs) in bf16
 #   train    bench/bench_train.py (demo and released sizes) in fp32, tf32 and bf16

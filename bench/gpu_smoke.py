@@ -16,7 +16,7 @@ figures; the exit status is the number of failures.
    pinned memory, validation), then ``--auto_resume`` to a later iteration:
    the resumed networks equal the checkpoint exactly.
 4. ndrsr/test.py (BasicSR's test pipeline) on the trained weights, images written.
-5. ``python -m ndrsr.restore`` on CUDA in fp32 / bf16 / auto (fp16).
+5. ``python -m ndrsr.cli.restore`` on CUDA in fp32 / bf16 / auto (fp16).
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def pipelines(work: str, cuda: bool = True) -> None:
     outputs = {}
     for precision in ('fp32', 'bf16', 'auto') if cuda else ('fp32', 'auto'):
         out = osp.join(work, f'restore_{precision}')
-        run([sys.executable, '-m', 'ndrsr.restore', dirs['lq'], '-o', out, '-w', weights, '--opt', yml,
+        run([sys.executable, '-m', 'ndrsr.cli.restore', dirs['lq'], '-o', out, '-w', weights, '--opt', yml,
              '--device', 'cuda' if cuda else 'cpu', '--precision', precision, '-q'], root, osp.join(work, 'cwd4'), 600)
         outputs[precision] = sorted(glob.glob(osp.join(out, '*.png')))
     import cv2
@@ -155,7 +155,7 @@ def pipelines(work: str, cuda: bool = True) -> None:
     worst = min(psnr(torch.from_numpy(cv2.imread(a).astype(np.float32) / 255),
                      torch.from_numpy(cv2.imread(b).astype(np.float32) / 255))
                 for p in outputs if p != 'fp32' for a, b in zip(outputs[p], outputs['fp32']))
-    check('ndrsr.restore on CUDA fp32 / bf16 / auto', all(len(v) == 4 for v in outputs.values()),
+    check('ndrsr.cli.restore on CUDA fp32 / bf16 / auto', all(len(v) == 4 for v in outputs.values()),
           f'files {[len(v) for v in outputs.values()]}; lowest PSNR of bf16/fp16 vs fp32 images {worst:.1f} dB')
 
 
