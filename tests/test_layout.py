@@ -123,3 +123,15 @@ def test_the_scan_sees_imports():
     assert 'ndrsr.data.sources' in GRAPH['ndrsr.data.mixed_degradation_dataset']  # relative
     assert 'ndrsr.cli.common' in GRAPH['ndrsr.cli.restore']
     assert 'ndrsr.cli.convert' not in GRAPH['ndrsr.convert']  # only in its __main__ block
+
+
+@pytest.mark.parametrize('module', ['ndrsr.convert', 'ndrsr.data.make_lmdb', 'ndrsr.data.check'])
+def test_python_m_commands_keep_working(module):
+    """The library modules' python -m entries run their tools in ndrsr/cli."""
+    import subprocess
+    import sys
+    from helpers_pipeline import REPO, env
+    out = subprocess.run([sys.executable, '-m', module, '--help'], cwd=REPO, env=env(REPO), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f'usage: python -m {module}' in out.stdout
