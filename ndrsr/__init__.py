@@ -16,5 +16,6 @@ from . import compat  # noqa: F401  (must come first: import aliases for basicsr
 from .archs import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
+from . import metrics  # noqa: F401,E402  (registers calculate_colour_shift)
 
 __version__ = '0.1.0'

@@ -65,3 +65,13 @@ def test_zeroed_decoder_output_is_exact_identity():
     lq = torch.rand(1, 3, 20, 28)
     with torch.no_grad():
         assert torch.equal(residual(lq), lq)
+
+
+def test_colour_shift_metric_is_registered_and_measures_the_cast():
+    import numpy as np
+    from basicsr.metrics import calculate_metric
+    img = np.full((8, 8, 3), 100, np.uint8)
+    cast = img.copy()
+    cast[..., 2] += 12
+    assert calculate_metric({'img': img, 'img2': img}, {'type': 'calculate_colour_shift'}) == 0
+    assert calculate_metric({'img': cast, 'img2': img}, {'type': 'calculate_colour_shift'}) == pytest.approx(12)
