@@ -8,7 +8,7 @@ in such page faults (measured in docs/performance.md). With
 ``retain_freed_memory()`` large blocks come from the heap, freed blocks are
 reused and the heap is not trimmed: no page faults after the first forward
 and the same numbers, for a higher peak resident memory (BENCHMARKS.md,
-"Speed", gives both).
+"CPU inference speed", gives both).
 
 ndrsr's own entry points (``ndrsr/train.py``, ``ndrsr/test.py``,
 ``ndrsr-restore`` / ``ndrsr-degrade``, the demo) call it at
