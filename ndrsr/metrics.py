@@ -24,7 +24,8 @@ def calculate_colour_shift(img: np.ndarray, img2: np.ndarray, crop_border: int =
         raise ValueError(f'calculate_colour_shift: image shapes differ: {img.shape} and {img2.shape}.')
     a, b = img.astype(np.float64), img2.astype(np.float64)
     if crop_border:
-        a, b = a[crop_border:-crop_border, crop_border:-crop_border], b[crop_border:-crop_border, crop_border:-crop_border]
+        inner = (slice(crop_border, -crop_border), slice(crop_border, -crop_border))
+        a, b = a[inner], b[inner]
     if a.ndim == 2:
         a, b = a[..., None], b[..., None]
     return float(np.abs(a.reshape(-1, a.shape[-1]).mean(0) - b.reshape(-1, b.shape[-1]).mean(0)).max())
