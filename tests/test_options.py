@@ -32,10 +32,41 @@ def _write(path, size=(136, 144), seed=0):
     cv2.imwrite(path, img)
 
 
+def _write_shared_tree(shared, splits_dir):
+    """../shared/data as the project's own recipes see it (options/train_small_all_in_one.yml): the names of the
+    split lists, the real pairing conventions, tiny random images."""
+    import shutil
+    names = []
+    for split in sorted(glob.glob(os.path.join(ROOT, 'options', 'splits', '*.txt'))):
+        shutil.copy(split, splits_dir)
+    with open(os.path.join(ROOT, 'options', 'splits', 'ndrsr_train_clean_train.txt')) as f:
+        names += f.read().split()
+    with open(os.path.join(ROOT, 'options', 'splits', 'ndrsr_train_clean_val.txt')) as f:
+        names += f.read().split()
+    t = f'{shared}/data/train'
+    for i, name in enumerate(names):
+        _write(f'{t}/noise/gt/{name}', size=(72, 80), seed=i)
+    for i in range(1, 10):
+        _write(f'{t}/rain/lq/{i:03d}.png', size=(72, 80), seed=i)
+        _write(f'{t}/rain/gt/{i:03d}.png', size=(72, 80), seed=20 + i)
+    for scene in (1, 2):
+        _write(f'{t}/haze/gt/{scene}.png', size=(72, 80), seed=scene)
+        _write(f'{t}/haze/lq/{scene}_1_0.9.png', size=(72, 80), seed=10 + scene)
+    _write(f'{shared}/data/kodak24/gt/kodim01.png', size=(72, 80))
+    _write(f'{shared}/data/samples_rain/lq/rain-1.png', size=(72, 80))
+    _write(f'{shared}/data/samples_rain/gt/norain-1.png', size=(72, 80), seed=1)
+    _write(f'{shared}/data/samples_haze/lq/0001_0.8_0.2.jpg', size=(72, 80))
+    _write(f'{shared}/data/samples_haze/gt/0001.png', size=(72, 80), seed=1)
+    _write(f'{shared}/data/real_noise/lq/photo.png', size=(72, 80))
+    _write(f'{shared}/data/real_rain/lq/001.png', size=(72, 80))
+
+
 @pytest.fixture(scope='module')
 def data_tree(tmp_path_factory):
-    """datasets/ with each paper data set's folder layout and file-naming convention."""
-    root = tmp_path_factory.mktemp('tree')
+    """datasets/ with each paper data set's folder layout and file-naming convention (and ../shared/data)."""
+    root = tmp_path_factory.mktemp('tree') / 'repo'
+    os.makedirs(root / 'options' / 'splits')
+    _write_shared_tree(root.parent / 'shared', root / 'options' / 'splits')
     d = root / 'datasets'
     for i in (1, 2):
         _write(f'{d}/BSD400_WED/{i:04d}.jpg', seed=i)
