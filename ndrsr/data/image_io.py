@@ -33,6 +33,13 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '
 _LMDB_ENVS: Dict[str, Any] = {}
 
 
+class DataLayoutError(ValueError):
+    """The data on disk does not match the options. The message names the file/folder and the fix.
+
+    (Defined here so that the LMDB checks below can raise it; :mod:`ndrsr.data.pairing` re-exports it.)
+    """
+
+
 class ImageReadError(ValueError):
     """An image could not be read or is in an unsupported format. The message names the file and the fix."""
 
@@ -145,6 +152,53 @@ def image_shape(content: bytes) -> tuple:
     return (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
 
 
+def lmdb_problem(path: str, env: Any = None) -> Optional[str]:
+    """Why the LMDB at ``path`` cannot be read safely, or None.
+
+    Checks ``data.mdb`` exists, is not empty and holds every page the database
+    uses: LMDB maps the file into memory, so a truncated file (a copy or
+    download cut short) is only noticed when a missing page is touched, and then
+    the process dies with SIGBUS and no message. The page count comes from the
+    environment's meta pages (``last_pgno`` and the page size), read without
+    touching the data pages. ``env``: an environment already open on ``path`` (default: the shared one of
+    :func:`lmdb_env`, if any).
+    """
+    import lmdb
+    data = osp.join(path, 'data.mdb')
+    if not osp.isfile(data):
+        return f'{path} has no data.mdb, it is not an LMDB'
+    size = osp.getsize(data)
+    if size == 0:
+        return f'{data} is empty (0 bytes): the LMDB was never written or its copy failed'
+    opened = None
+    env = env if env is not None else _LMDB_ENVS.get(osp.realpath(path))  # py-lmdb opens an LMDB once per process
+    try:
+        if env is None:
+            env = opened = lmdb.open(path, readonly=True, lock=False, readahead=False)
+        need = (env.info()['last_pgno'] + 1) * env.stat()['psize']
+    except lmdb.Error as e:
+        return f'{data} is not a readable LMDB ({e})'
+    finally:
+        if opened is not None:
+            opened.close()
+    if size < need:
+        return (f'{data} is truncated: {size} bytes, but the database uses {need} bytes (a copy or download cut '
+                'short, or a disk that filled up)')
+    return None
+
+
+def _lmdb_fix(path: str) -> str:
+    return (f'Rebuild it with `python -m ndrsr.data.make_lmdb FOLDER {path}` (after moving the broken one away), '
+            'or copy it again.')
+
+
+def check_lmdb(path: str, env: Any = None) -> None:
+    """Raise :class:`DataLayoutError` naming the file and the fix when :func:`lmdb_problem` finds one."""
+    problem = lmdb_problem(path, env)
+    if problem is not None:
+        raise DataLayoutError(f'{problem}. {_lmdb_fix(path)}')
+
+
 def lmdb_env(path: str, **kwargs) -> Any:
     """The process-wide read-only ``lmdb.Environment`` of an LMDB, opened on first use.
 
@@ -154,6 +208,7 @@ def lmdb_env(path: str, **kwargs) -> Any:
     read the same LMDB), and a DataLoader worker forked after the parent opened
     one reuses it (read-only, ``lock=False``: no lock table is shared).
     ``kwargs`` override BasicSR's defaults ``readonly=True, lock=False, readahead=False``.
+    An empty, truncated or invalid ``data.mdb`` is a :class:`DataLayoutError` (:func:`check_lmdb`).
     """
     key = osp.realpath(path)
     env = _LMDB_ENVS.get(key)
@@ -161,14 +216,21 @@ def lmdb_env(path: str, **kwargs) -> Any:
         import lmdb
         opts = dict(readonly=True, lock=False, readahead=False)
         opts.update(kwargs)
-        env = _LMDB_ENVS[key] = lmdb.open(path, **opts)
+        check_lmdb(path)  # before mapping it: a truncated file would kill the process on first read
+        try:
+            env = lmdb.open(path, **opts)
+        except lmdb.Error as e:
+            raise DataLayoutError(f'{path}: cannot open the LMDB ({e}). {_lmdb_fix(path)}') from None
+        _LMDB_ENVS[key] = env
     return env
 
 
 def stored_lmdb_keys(path: str) -> Set[str]:
-    """All keys stored in an LMDB (without leaving it open unless it already was)."""
+    """All keys stored in an LMDB (without leaving it open unless it already was); checked by :func:`check_lmdb`
+    first."""
     import lmdb
     shared = _LMDB_ENVS.get(osp.realpath(path))
+    check_lmdb(path)
     env = shared if shared is not None else lmdb.open(path, readonly=True, lock=False, readahead=False)
     try:
         with env.begin(write=False) as txn:

@@ -14,7 +14,9 @@ own readers read it too.
 Safety: an existing output is never overwritten; the LMDB is written into a
 hidden temporary folder next to the output and renamed into place only when
 complete, so a failure (corrupt image, full disk, Ctrl-C) leaves nothing
-half-built. The source folder is only read.
+half-built. The source folder is only read. A build killed outright (SIGKILL)
+leaves its temporary folder; the next build of the same output removes it once
+its process is gone (:func:`clear_interrupted_builds`).
 
 Map size: starts at 4 x the folder's size on disk + 64 MiB (PNG re-encoding of
 JPEGs is larger than the JPEGs) and doubles whenever LMDB reports the map full,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from os import path as osp
@@ -37,6 +40,7 @@ from .image_io import decode_image
 from .pairing import DataLayoutError, list_disk
 
 MiB = 1 << 20
+OWNER_FILE = '.ndrsr-build-owner'  # in a build's temporary folder: "<host> <pid>" of the building process
 
 
 def _put_batch(env, batch: List[Tuple[bytes, bytes]]) -> None:
@@ -67,6 +71,58 @@ def encode_image(path: str, compress_level: int = 1) -> Tuple[bytes, Tuple[int, 
         raise DataLayoutError(f'{path}: PNG encoding failed; convert it to an 8- or 16-bit PNG.')
     shape = (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
     return encoded.tobytes(), shape
+
+
+def _owner_alive(tmp: str) -> Optional[bool]:
+    """Whether the build that owns the temporary folder ``tmp`` still runs: True / False when its owner file
+    names a process on this machine, None when that cannot be told (no owner file, another machine)."""
+    try:
+        with open(osp.join(tmp, OWNER_FILE)) as f:
+            host, pid = f.read().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user
+        return True
+    return True
+
+
+def clear_interrupted_builds(lmdb_path: str, verbose: bool = True) -> List[str]:
+    """Remove the hidden temporary folders left next to ``lmdb_path`` by builds of it that were killed.
+
+    A build writes into ``.<name>.lmdb.<random>.tmp`` with an owner file (host and
+    process id); a kill (SIGKILL, power loss) leaves that folder behind. Those whose
+    process is gone are removed (only such folders, never anything else). A folder
+    whose build still runs is a FileExistsError; one whose owner cannot be told (made
+    on another machine, or by an older ndrsr without owner file) is left alone and
+    returned, with a printed note.
+    """
+    parent, base = osp.split(osp.abspath(lmdb_path).rstrip('/'))
+    if not osp.isdir(parent):
+        return []
+    unknown = []
+    for name in sorted(os.listdir(parent)):
+        tmp = osp.join(parent, name)
+        if not (name.startswith(f'.{base}.') and name.endswith('.tmp') and osp.isdir(tmp)):
+            continue
+        alive = _owner_alive(tmp)
+        if alive:
+            raise FileExistsError(f'{tmp}: another build of {lmdb_path} is running; wait for it to finish.')
+        if alive is None:
+            unknown.append(tmp)
+            print(f'note: {tmp} looks like the temporary folder of an interrupted build of {lmdb_path}, but its '
+                  'owner cannot be told; delete it yourself if no build of it is running.', file=sys.stderr)
+            continue
+        shutil.rmtree(tmp)
+        if verbose:
+            print(f'Removed {tmp}, left by an interrupted build of {lmdb_path}.', flush=True)
+    return unknown
 
 
 def make_lmdb(folder: str, lmdb_path: str, compress_level: int = 1, batch: int = 500,
@@ -103,8 +159,11 @@ def make_lmdb(folder: str, lmdb_path: str, compress_level: int = 1, batch: int =
     if initial_map_size is None:
         on_disk = sum(osp.getsize(osp.join(listing.root, n)) for n in listing.names.values())
         initial_map_size = 4 * on_disk + 64 * MiB
+    clear_interrupted_builds(lmdb_path, verbose)
     tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(lmdb_path)}.', suffix='.tmp', dir=parent)
     try:
+        with open(osp.join(tmp, OWNER_FILE), 'w') as f:
+            f.write(f'{socket.gethostname()} {os.getpid()}\n')
         env = lmdb.open(tmp, map_size=int(initial_map_size))
         try:
             meta: List[str] = []
@@ -129,6 +188,7 @@ def make_lmdb(folder: str, lmdb_path: str, compress_level: int = 1, batch: int =
             f.write('\n'.join(meta) + '\n')
         if osp.exists(lmdb_path):
             raise FileExistsError(f'{lmdb_path} appeared while building; refusing to overwrite it.')
+        os.remove(osp.join(tmp, OWNER_FILE))
         os.rename(tmp, lmdb_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # only our own temporary folder

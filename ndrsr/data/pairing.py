@@ -25,11 +25,7 @@ from dataclasses import dataclass, field
 from os import path as osp
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
-from .image_io import IMAGE_EXTENSIONS, stored_lmdb_keys
-
-
-class DataLayoutError(ValueError):
-    """The data on disk does not match the options. The message names the file/folder and the fix."""
+from .image_io import IMAGE_EXTENSIONS, DataLayoutError, stored_lmdb_keys
 
 
 # --------------------------------------------------------------------------- rules
@@ -141,19 +137,31 @@ def _check_folder(folder: Optional[str], option: str, where: str) -> str:
 def list_disk(folder: str, option: str = 'dataroot', where: str = 'dataset') -> Listing:
     """List the images (by extension, non-recursive) of a folder; other files are ignored.
 
-    Raises DataLayoutError for a missing/empty folder or two files with the same stem.
+    Raises DataLayoutError for a missing/empty folder, two files with the same stem, or image names that are
+    broken symbolic links (a missing target or a loop; such images would otherwise silently be left out).
     """
     folder = _check_folder(folder, option, where)
     names: Dict[str, str] = {}
+    broken: List[str] = []
     for entry in sorted(os.listdir(folder)):
         stem, ext = osp.splitext(entry)
-        if ext.lower() not in IMAGE_EXTENSIONS or not osp.isfile(osp.join(folder, entry)):
+        if ext.lower() not in IMAGE_EXTENSIONS:
+            continue
+        full = osp.join(folder, entry)
+        if not osp.isfile(full):
+            if osp.islink(full) and not osp.exists(full):
+                broken.append(entry)
             continue
         if stem in names:
             raise DataLayoutError(f'{where}: {osp.join(folder, names[stem])} and {osp.join(folder, entry)} have the '
                                   'same name (stem); images are matched by name without extension. '
                                   'Remove or rename one of them.')
         names[stem] = entry
+    if broken:
+        more = f' (and {len(broken) - 5} more)' if len(broken) > 5 else ''
+        raise DataLayoutError(f'{where}: {option} folder {folder} has {len(broken)} broken symbolic link(s) (target '
+                              f'missing, or a link loop): {", ".join(broken[:5])}{more}. Restore their targets, or '
+                              'remove the links.')
     if not names:
         raise DataLayoutError(f'{where}: {option} folder {folder} contains no images ({", ".join(IMAGE_EXTENSIONS)}).')
     return Listing(folder, 'disk', dict(sorted(names.items())))
