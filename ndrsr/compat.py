@@ -16,6 +16,7 @@ lists them):
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -23,7 +24,7 @@ import re
 import sys
 import types
 from os import path as osp
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 _PATCHED = '_ndrsr_compat'  # attribute marking a function as ndrsr's replacement (idempotence)
 
@@ -223,8 +224,36 @@ def default_val_options(opt: dict) -> dict:
     return opt
 
 
+def _opt_argument(argv: List[str]) -> Optional[str]:
+    """The ``-opt`` value of a train/test command line (None when absent: basicsr's argparse reports it)."""
+    import argparse
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', type=str)
+    try:
+        return parser.parse_known_args(argv)[0].opt
+    except SystemExit:
+        return None
+
+
+@contextlib.contextmanager
+def _safe_ordered_yaml() -> Iterator[None]:
+    """While parsing, basicsr.utils.options.ordered_yaml gives ndrsr's safe loader (BasicSR's loader runs
+    ``!!python/...`` tags: an options file could execute code)."""
+    import basicsr.utils.options as options
+
+    from ndrsr.options_io import SafeOrderedLoader
+    original = options.ordered_yaml
+    options.ordered_yaml = lambda: (SafeOrderedLoader, original()[1])
+    try:
+        yield
+    finally:
+        options.ordered_yaml = original
+
+
 def _patch_parse_options() -> None:
-    """Wrap parse_options where train/test pipelines use it: accept --local-rank, default val.suffix/save_img."""
+    """Wrap parse_options where train/test pipelines use it: read the file with the safe loader, accept
+    --local-rank, default val.suffix/save_img, and check the options (ndrsr.options_check) before BasicSR
+    creates anything."""
     import basicsr.test
     import basicsr.train
     import basicsr.utils.options as options
@@ -234,17 +263,73 @@ def _patch_parse_options() -> None:
 
     @functools.wraps(original)
     def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
+        from ndrsr.options_check import required_problems, validate_options
+        from ndrsr.options_io import OptionsError, load_options_file
         argv = sys.argv
         sys.argv = normalize_local_rank_argv(argv)  # only while parsing: the copied yml records the real command
         try:
-            opt, args = original(root_path, is_train=is_train)
+            opt_path = _opt_argument(sys.argv[1:])
+            if opt_path is not None:  # what basicsr's parse_options indexes without asking: clear errors first
+                problems = required_problems(load_options_file(opt_path), is_train)
+                if problems:
+                    raise OptionsError(problems, header=f'{opt_path}: {len(problems)} problem(s); nothing was run, '
+                                                        'created or changed:')
+            with _safe_ordered_yaml():
+                opt, args = original(root_path, is_train=is_train)
         finally:
             sys.argv = argv
-        return default_val_options(opt), args
+        opt = default_val_options(opt)
+        validate_options(opt, is_train, args.opt)  # before any folder is created (docs/training.md)
+        return opt, args
 
     _mark(parse_options, original)
     for module in (options, basicsr.train, basicsr.test):
         module.parse_options = parse_options
+
+
+def launch_copy_name(experiments_root: str, opt_file: str) -> str:
+    """Where this launch's copy of ``opt_file`` goes: ``<root>/<name>.yml`` for the first launch, then
+    ``<root>/<name>_<time>.yml`` (``_2``, ``_3`` ... within one second), never over an existing file."""
+    from basicsr.utils import get_time_str
+    name = osp.basename(opt_file)
+    target = osp.join(experiments_root, name)
+    if not osp.exists(target):
+        return target
+    stem, ext = osp.splitext(name)
+    base = osp.join(experiments_root, f'{stem}_{get_time_str()}')
+    target, n = base + ext, 2
+    while osp.exists(target):
+        target, n = f'{base}_{n}{ext}', n + 1
+    return target
+
+
+def _copy_opt_file(opt_file: str, experiments_root: str) -> None:
+    """basicsr's copy_opt_file writes over ``<root>/<name>.yml``: on --auto_resume after an edit the run lost the
+    options it was trained with. Keep every launch's copy (:func:`launch_copy_name`), same header."""
+    import time
+    target = launch_copy_name(experiments_root, opt_file)
+    with open(opt_file, encoding='utf-8') as f:
+        text = f.read()
+    header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
+    with open(target, 'x', encoding='utf-8') as f:
+        f.write(header + text)
+
+
+def _patch_copy_opt_file() -> None:
+    """Replace basicsr.train.copy_opt_file (rank 0 only, as basicsr's)."""
+    import basicsr.train
+    from basicsr.utils.dist_util import master_only
+    if _is_patched(basicsr.train.copy_opt_file):
+        return
+    basicsr.train.copy_opt_file = _mark(master_only(_copy_opt_file), basicsr.train.copy_opt_file)
+
+
+def _patch_resume_training() -> None:
+    """Replace BaseModel.resume_training with :func:`ndrsr.resume.resume_training` (scheduler from the options)."""
+    from basicsr.models.base_model import BaseModel
+
+    from ndrsr.resume import resume_training
+    BaseModel.resume_training = _mark(resume_training)
 
 
 # ----------------------------------------------------------------------- lmdb
@@ -285,6 +370,7 @@ PIPELINE_TARGETS = (
     ('basicsr.utils.options', 'init_dist'), ('basicsr.utils.dist_util', 'init_dist'),
     ('basicsr.utils.dist_util', '_init_dist_pytorch'),
     ('basicsr.models.base_model', 'BaseModel.model_to_device'), ('basicsr.utils.lmdb_util', 'make_lmdb_from_imgs'),
+    ('basicsr.train', 'copy_opt_file'), ('basicsr.models.base_model', 'BaseModel.resume_training'),
 )
 
 
@@ -319,6 +405,8 @@ def apply_pipeline_fixes() -> None:
     _patch_model_to_device()
     _patch_parse_options()
     _patch_make_lmdb()
+    _patch_copy_opt_file()
+    _patch_resume_training()
 
 
 apply_basicsr_fixes = apply_pipeline_fixes  # the name before the pipeline fixes became explicit

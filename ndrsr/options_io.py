@@ -1,4 +1,4 @@
-"""Reading options YAML files safely.
+"""Reading options YAML files safely, and the shared wording of option problems.
 
 BasicSR's ``ordered_yaml()`` loader is PyYAML's full ``Loader``: a downloaded
 options file with ``!!python/object/apply:os.system [...]`` runs that command
@@ -6,11 +6,17 @@ when it is read. ndrsr reads every options file with :class:`SafeOrderedLoader`
 instead: PyYAML's ``SafeLoader`` (plain data only; ``!!float 1e-4`` and the
 other standard tags still work) building ``OrderedDict`` mappings as BasicSR's
 loader does.
+
+:class:`OptionsError` carries the problems found in options that read fine
+but cannot train (unknown keys, mismatched sizes, missing data folders; see
+:mod:`ndrsr.options_check`); :func:`unknown_key_problems` words an unknown key
+with the nearest valid name.
 """
 from __future__ import annotations
 
+import difflib
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Iterable, List, Sequence
 
 import yaml
 
@@ -22,6 +28,31 @@ except AttributeError:  # PyYAML built without libyaml
 
 class OptionsFileError(ValueError):
     """An options file that cannot be read: missing, not YAML, or not a mapping."""
+
+
+class OptionsError(ValueError):
+    """Options that read fine but cannot be used; ``problems`` lists each one (one line each)."""
+
+    def __init__(self, problems: Sequence[str], header: str = 'the options cannot be used:', footer: str = ''):
+        self.problems = list(problems)
+        lines = [header] + [f'  - {p}' for p in self.problems] + ([footer] if footer else [])
+        super().__init__('\n'.join(lines))
+
+
+def unknown_key_problems(given: Iterable[Any], known: Iterable[str], where: str) -> List[str]:
+    """One line per key of ``given`` that is not in ``known``, naming the nearest valid key when there is one.
+
+    Example: ``datasets.train: unknown option 'use_flip' (did you mean 'use_hflip'?)``.
+    """
+    known = list(known)
+    out = []
+    for key in given:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else f' (known: {", ".join(sorted(known))})'
+        out.append(f"{where}: unknown option '{key}'{hint}")
+    return out
 
 
 class SafeOrderedLoader(_SafeBase):  # type: ignore[misc, valid-type]
@@ -76,4 +107,5 @@ def load_options_file(path: str) -> dict:
     return data
 
 
-__all__ = ['OptionsFileError', 'SafeOrderedLoader', 'safe_ordered_yaml', 'load_options_text', 'load_options_file']
+__all__ = ['OptionsFileError', 'OptionsError', 'SafeOrderedLoader', 'safe_ordered_yaml', 'load_options_text',
+           'load_options_file', 'unknown_key_problems']

@@ -1,7 +1,9 @@
 """Test with BasicSR's pipeline (``python ndrsr/test.py -opt options/test_x.yml``).
 
 Results go to <root>/results/<name>, root being $NDRSR_ROOT if set, else this
-repository; relative paths inside the options resolve against the current directory.
+repository; relative paths inside the options resolve against the current directory. The
+options are checked before anything is created; errors the user can fix (options, data,
+weights) print their message alone and exit non-zero (see ndrsr/train.py).
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ def main() -> None:
     apply_pipeline_fixes()  # option parsing (val.suffix), distributed launch (docs/compat.md)
     retain_freed_memory()  # reuse freed tensor memory instead of page-faulting it in again (ndrsr/allocator.py)
     from basicsr.test import test_pipeline
-    from ndrsr.train import project_root
-    test_pipeline(project_root())
+    from ndrsr.train import project_root, run_reporting_user_errors
+    run_reporting_user_errors(lambda: test_pipeline(project_root()))  # user errors: the message, no traceback
 
 
 if __name__ == '__main__':

@@ -146,6 +146,38 @@ def test_auto_resume_skips_a_truncated_state_and_a_truncated_network(tmp_path):
     assert os.path.getsize(osp.join(states, '6.state')) > 0  # nothing deleted
 
 
+def _zero_member_bytes(path, member_suffix='/data/0'):
+    """Zero bytes inside one tensor's data in a torch zip checkpoint, keeping the zip directory intact (what a
+    damaged copy or a bad disk block leaves: torch.load reads it without complaint)."""
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(member_suffix))
+    with open(path, 'r+b') as f:
+        f.seek(info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 64)
+        f.write(bytes(min(256, info.file_size - 64)))
+
+
+def test_auto_resume_skips_checkpoints_with_zeroed_bytes(tmp_path, capsys):
+    import basicsr.train
+    opt, _ = trained_run(tmp_path, iters=(2, 4, 6))
+    states, models = opt['path']['training_states'], opt['path']['models']
+    _zero_member_bytes(osp.join(states, '6.state'), '/data.pkl')
+    _zero_member_bytes(osp.join(models, 'net_g_4.pth'))
+    torch.load(osp.join(models, 'net_g_4.pth'), weights_only=True)  # loads silently: the CRCs are the only sign
+    opt2 = parsed(tmp_path, train_options(make_pairs(str(tmp_path / 'data')), name='run'), '--auto_resume')
+    state = basicsr.train.load_resume_state(opt2)
+    assert state['iter'] == 2 and opt2['path']['pretrain_network_g'] == osp.join(models, 'net_g_2.pth')
+    out = capsys.readouterr().out
+    assert 'Skip incomplete checkpoint at iteration 6' in out and '6.state is corrupt' in out
+    assert 'Skip incomplete checkpoint at iteration 4' in out and 'net_g_4.pth is corrupt' in out
+    assert 'CRC-32' in out
+    new = train_options(make_pairs(str(tmp_path / 'data')), name='run')
+    new['path']['resume_state'] = osp.join(states, '6.state')
+    from ndrsr.resume import ResumeError
+    with pytest.raises(ResumeError, match=r'6\.state is corrupt: .*CRC-32.*Use an older \.state'):
+        basicsr.train.load_resume_state(parsed(tmp_path, new))
+
+
 def test_explicit_truncated_resume_state_is_a_clear_error(tmp_path):
     import basicsr.train
     opt, _ = trained_run(tmp_path, iters=(2,))
@@ -194,9 +226,11 @@ def test_local_rank_with_hyphen_is_accepted_by_parse_options(tmp_path, monkeypat
 # ------------------------------------------------------------ 7. val.suffix
 def test_test_options_without_val_suffix_or_val_get_defaults(tmp_path):
     dirs = make_pairs(str(tmp_path / 'data'))
-    opt = parsed(tmp_path, inference_options(dirs, 'unused.pth'), is_train=False)
+    weights = tmp_path / 'unused.pth'
+    weights.write_bytes(b'')  # parsing checks it exists; it is never loaded here
+    opt = parsed(tmp_path, inference_options(dirs, str(weights)), is_train=False)
     assert opt['val']['suffix'] is None and opt['val']['save_img'] is True
-    no_val = inference_options(dirs, 'unused.pth')
+    no_val = inference_options(dirs, str(weights))
     del no_val['val']
     opt = parsed(tmp_path, no_val, is_train=False)
     assert opt['val'] == {'suffix': None, 'save_img': False}

@@ -400,7 +400,7 @@ def test_bad_layouts_raise_errors_naming_file_and_fix(tmp_path):
     with pytest.raises(DataLayoutError, match=r'gt image .*norain-8\.png has no lq image'):
         build_dataset(train_opt([src]))
     os.remove(osp.join(rain_gt, 'norain-8.png'))
-    with pytest.raises(DataLayoutError, match=r"unknown option\(s\) \['dataroot_hq'\]"):
+    with pytest.raises(DataLayoutError, match=r"unknown option 'dataroot_hq' \(did you mean 'dataroot_(lq|gt)'\?\)"):
         build_dataset(train_opt([dict(src, dataroot_hq='x')]))
     with pytest.raises(DataLayoutError, match='needs synthesize'):
         build_dataset(train_opt([dict(name='c', dataroot_gt=rain_gt)]))

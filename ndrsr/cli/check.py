@@ -2,8 +2,10 @@
 
     python -m ndrsr.data.check -opt options/train_all_in_one.yml [--no-read]
 
-Prints, per source, what :func:`ndrsr.data.check.check_options` found. Exit
-status 0 when training would run, 1 when it would fail, 2 for unusable options.
+Prints the option problems training would refuse, then, per source, what
+:func:`ndrsr.data.check.check_options` found. Exit status 0 when training would
+run, 1 when it would fail, 2 for an options file that cannot be read (missing,
+not YAML, python tags: it is read with the safe loader, so it never runs code).
 """
 from __future__ import annotations
 
@@ -37,15 +39,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('-opt', required=True, help='options YAML')
     parser.add_argument('--no-read', action='store_true', help='only list and pair files, do not decode images')
     args = parser.parse_args(argv)
-    import yaml
-    from basicsr.utils.options import ordered_yaml
+    from ndrsr.options_io import OptionsFileError, load_options_file
     try:
-        with open(args.opt) as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-    except (OSError, yaml.YAMLError) as e:
-        print(f'error: cannot read options {args.opt}: {e}', file=sys.stderr)
+        opt = load_options_file(args.opt)  # the safe loader: a downloaded options file cannot run code
+    except OptionsFileError as e:
+        print(f'error: {e}', file=sys.stderr)
         return 2
-    results = check_options(opt or {}, read=not args.no_read)
+    results = check_options(opt, read=not args.no_read)
     if not results:
         print(f'error: {args.opt} has no MixedDegradationDataset or TaskValidationDataset under datasets.',
               file=sys.stderr)

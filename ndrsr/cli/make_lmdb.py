@@ -5,7 +5,8 @@
 
 The work is :func:`ndrsr.data.make_lmdb.make_lmdb` (safety, map size and format
 are described there). Exit status 1 when a build fails or an output exists, 2
-for two folders that would go to the same LMDB.
+for an options file that cannot be read (it is read with the safe loader, so it
+never runs code) or two folders that would go to the same LMDB.
 """
 from __future__ import annotations
 
@@ -30,16 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import lmdb
+
     from ndrsr.compat import apply_pipeline_fixes
     from ndrsr.data.make_lmdb import folders_in_options, make_lmdb
     from ndrsr.data.pairing import DataLayoutError
     apply_pipeline_fixes()  # ndrsr's entry points run BasicSR with its fixes (basicsr's own LMDB map size too)
     jobs: List[Tuple[str, str]] = []
     if args.opt:
-        import yaml
-        from basicsr.utils.options import ordered_yaml
-        with open(args.opt) as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
+        from ndrsr.options_io import OptionsFileError, load_options_file
+        try:
+            opt = load_options_file(args.opt)  # the safe loader: a downloaded options file cannot run code
+        except OptionsFileError as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 2
         for folder in folders_in_options(opt):
             base = osp.basename(osp.normpath(folder)) + '.lmdb'
             out = osp.join(args.out_dir, base) if args.out_dir else osp.normpath(folder) + '.lmdb'
@@ -67,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         try:
             make_lmdb(folder, out, args.compress_level)
-        except (DataLayoutError, FileExistsError, ValueError, OSError) as e:
+        except (DataLayoutError, FileExistsError, ValueError, OSError, lmdb.Error) as e:
             print(f'error: {e}', file=sys.stderr)
             return 1
     if args.opt:

@@ -62,7 +62,12 @@ def check_source(spec: dict, label: str, scale: int, default_io: Optional[dict],
     result.source = src
     if not read:
         return result
-    _read_all(src, open_file_clients([src])[src.backend], result, crop, small_images, gray)
+    try:
+        client = open_file_clients([src])[src.backend]
+    except DataLayoutError as e:
+        result.fatal.append(str(e))
+        return result
+    _read_all(src, client, result, crop, small_images, gray)
     return result
 
 
@@ -94,23 +99,36 @@ def _read_all(src: Source, client, result: SourceCheck, crop: Optional[int], sma
             (result.too_small if small_images == 'error' else result.warnings).append(msg)
 
 
+def options_check(opt: dict) -> Optional[SourceCheck]:
+    """The problems training would refuse before reading any data (:func:`ndrsr.options_check.options_problems`:
+    unknown keys, gt_size and scale, source names, ratios, network sizes, the schedule), as one result; None when
+    there are none. A file with only ``datasets`` (no ``model_type``, no ``train``) is checked as a data layout:
+    the sections BasicSR needs besides are not asked for."""
+    from ndrsr.options_check import options_problems
+    is_train = 'train' in (opt.get('datasets') or {}) or 'train' in opt
+    full = 'model_type' in opt or 'train' in opt
+    problems = options_problems(opt, is_train, data=False, sources=False, required=full)
+    return SourceCheck('options', fatal=problems) if problems else None
+
+
 def check_options(opt: dict, read: bool = True) -> List[SourceCheck]:
-    """Check every MixedDegradationDataset source and TaskValidationDataset of a (BasicSR) options dict."""
+    """Check the options as training does (:func:`options_check`), then every MixedDegradationDataset source and
+    TaskValidationDataset of a (BasicSR) options dict."""
     results: List[SourceCheck] = []
+    static = options_check(opt)
+    if static is not None:
+        results.append(static)
     top_scale = opt.get('scale', 1)
     for key, ds in (opt.get('datasets') or {}).items():
         if not isinstance(ds, dict):
             continue
-        scale = int(ds.get('scale', top_scale))
+        scale = ds.get('scale', top_scale)
+        scale = scale if isinstance(scale, int) and scale >= 1 else 1  # a bad scale is reported by options_check
         gray = ds.get('gray', 'convert')
         unpaired = ds.get('unpaired', 'error')
         if ds.get('type') == 'MixedDegradationDataset':
-            sources = ds.get('sources') or []
-            if not sources:
-                results.append(SourceCheck(f'datasets.{key}', fatal=[f'datasets.{key}: sources is empty or missing.']))
-            crop = ds.get('gt_size')
-            if crop is None:
-                results.append(SourceCheck(f'datasets.{key}', fatal=[f'datasets.{key}: gt_size is required.']))
+            sources = ds.get('sources') if isinstance(ds.get('sources'), (list, tuple)) else []
+            crop = ds.get('gt_size') if isinstance(ds.get('gt_size'), int) else None
             for i, spec in enumerate(sources):
                 name = spec.get('name', '?') if isinstance(spec, dict) else '?'
                 results.append(check_source(spec, f"datasets.{key} source {i} '{name}'", scale, ds.get('io_backend'),

@@ -205,7 +205,7 @@ def folders_in_options(opt: dict) -> List[str]:
         if not isinstance(ds, dict):
             continue
         entries = ds.get('sources') or [] if ds.get('type') == 'MixedDegradationDataset' else [ds]
-        for src in entries:
+        for src in (e for e in entries if isinstance(e, dict)):
             io = src.get('io_backend') or ds.get('io_backend') or {'type': 'disk'}
             if io.get('type', 'disk') != 'disk':
                 continue

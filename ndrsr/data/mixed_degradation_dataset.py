@@ -38,8 +38,7 @@ from .degradations import apply_synthesis
 from .image_io import GRAY_MODES, read_image
 from .pairing import DataLayoutError
 from .sources import Source, check_choice, check_pair_sizes, open_file_clients, parse_source, sampling_counts
-
-SMALL_MODES = ('error', 'pad')
+from .validate import SMALL_MODES, mixed_dataset_problems
 
 
 def pad_to(img: np.ndarray, size: int) -> np.ndarray:
@@ -66,27 +65,21 @@ class MixedDegradationDataset(data.Dataset):
         super().__init__()
         self.opt = opt
         where = f"datasets {opt.get('name', 'train')}"
+        problems = mixed_dataset_problems(opt, where, sources=False)  # the same checks as training and the check
+        if problems:
+            raise DataLayoutError('\n'.join(problems))
         self.scale = int(opt.get('scale', 1))
-        if 'gt_size' not in opt:
-            raise DataLayoutError(f'{where}: gt_size (the training crop) is required, e.g. gt_size: 128.')
         self.gt_size = int(opt['gt_size'])
-        if self.gt_size % self.scale:
-            raise DataLayoutError(f'{where}: gt_size {self.gt_size} must be a multiple of scale {self.scale}.')
         self.use_hflip = bool(opt.get('use_hflip', True))
         self.use_rot = bool(opt.get('use_rot', True))
         self.gray = check_choice(opt.get('gray', 'convert'), GRAY_MODES, 'gray', where)
         self.small_images = check_choice(opt.get('small_images', 'error'), SMALL_MODES, 'small_images', where)
-        specs = opt.get('sources')
-        if not specs or not isinstance(specs, (list, tuple)):
-            raise DataLayoutError(f'{where}: sources must be a non-empty list of sources (see docs/datasets.md).')
+        specs = opt['sources']
         self.sources = [
             parse_source(spec, self.scale, opt.get('io_backend'),
                          f"{where} source {i} '{spec.get('name', '?') if isinstance(spec, dict) else '?'}'",
                          opt.get('unpaired', 'error')) for i, spec in enumerate(specs)
         ]
-        names = [s.name for s in self.sources]
-        if len(set(names)) != len(names):
-            raise DataLayoutError(f'{where}: source names must be unique, got {names}.')
         self.counts = sampling_counts(self.sources, where)
         self._slot_source = np.repeat(np.arange(len(self.sources)), self.counts)
         self._slot_offset = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)

@@ -24,6 +24,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from basicsr.utils import FileClient
 
+from ndrsr.options_io import unknown_key_problems
+
 from .degradations import SynthStep, parse_synthesis, synthesis_scale, synthesis_task
 from .image_io import lmdb_env
 from .pairing import (DataLayoutError, Listing, PairingRule, filter_by_meta_info, list_images, make_rule,
@@ -130,9 +132,9 @@ def parse_source(spec: dict, scale: int, default_io: Optional[dict], where: str,
     """
     if not isinstance(spec, dict):
         raise DataLayoutError(f'{where}: each source must be a mapping of options, got {spec!r}.')
-    unknown = sorted(set(spec) - set(SOURCE_KEYS) - set(extra_keys))
+    unknown = unknown_key_problems(spec, SOURCE_KEYS + tuple(extra_keys), where)
     if unknown:
-        raise DataLayoutError(f'{where}: unknown option(s) {unknown}; known: {list(SOURCE_KEYS)}.')
+        raise DataLayoutError('\n'.join(unknown))
     io = dict(spec.get('io_backend') or default_io or {'type': 'disk'})
     backend = io.pop('type', 'disk')
     if backend not in ('disk', 'lmdb'):

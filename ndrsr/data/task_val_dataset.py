@@ -27,11 +27,9 @@ from torch.utils import data
 
 from .degradations import apply_synthesis, synthesis_scale
 from .image_io import GRAY_MODES, read_image
+from .pairing import DataLayoutError
 from .sources import SOURCE_KEYS, check_choice, check_pair_sizes, open_file_clients, parse_source
-
-# keys BasicSR or the model add to dataset options; tolerated at the top level
-_DATASET_KEYS = ('type', 'phase', 'scale', 'seed', 'gray', 'batch_size_per_gpu', 'num_worker_per_gpu', 'pin_memory',
-                 'persistent_workers', 'prefetch_mode', 'num_prefetch_queue', 'dataset_enlarge_ratio')
+from .validate import validation_dataset_problems
 
 
 def image_seed(name: str, seed: int = 0) -> np.random.Generator:
@@ -55,12 +53,11 @@ class TaskValidationDataset(data.Dataset):
         self.scale = int(opt.get('scale', 1))
         self.seed = int(opt.get('seed', 0))
         self.gray = check_choice(opt.get('gray', 'convert'), GRAY_MODES, 'gray', where)
+        problems = validation_dataset_problems(opt, where)  # the same checks as training and the check
+        if problems:
+            raise DataLayoutError('\n'.join(problems))
         spec = {k: v for k, v in opt.items() if k in SOURCE_KEYS}
         spec.setdefault('io_backend', {'type': 'disk'})
-        extra = sorted(set(opt) - set(SOURCE_KEYS) - set(_DATASET_KEYS))
-        if extra:
-            from basicsr.utils import get_root_logger
-            get_root_logger().warning(f'{where}: options {extra} are not used by TaskValidationDataset.')
         self.source = parse_source(spec, self.scale, None, where, opt.get('unpaired', 'error'))
         self.task = self.source.task
         self._client = None

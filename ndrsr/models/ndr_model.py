@@ -80,8 +80,8 @@ from tqdm import tqdm
 
 from ndrsr.archs.fast_path import prepare_for_inference, prepare_for_training
 from ndrsr.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
-
-SCHEDULES = ('joint', 'alternating', 'restore_only')
+from ndrsr.options_check import SCHEDULES
+from ndrsr.resume import resume_training
 
 
 @MODEL_REGISTRY.register()
@@ -284,6 +284,11 @@ class NDRModel(SRModel):
         if hasattr(self, 'net_degrad'):
             self.save_network(self.net_degrad, 'net_degrad', current_iter)
         self.save_training_state(epoch, current_iter)  # last: a .state always has its networks
+
+    def resume_training(self, resume_state):
+        """BasicSR's resume_training; a scheduler whose options differ from the saved ones follows the options
+        from the saved iteration on, with a log line (:func:`ndrsr.resume.resume_training`)."""
+        resume_training(self, resume_state)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """BasicSR's load_network with ``weights_only=True`` and clear errors."""
