@@ -10,9 +10,9 @@ lists them):
   modules, they change no existing function.
 * what BasicSR's pipelines need (:func:`apply_pipeline_fixes`, one named call
   made by ndrsr's own entry points): replacements of basicsr's resume, run
-  folder, distributed launch, option parsing and LMDB sizing functions. Not
-  applied by ``import ndrsr``: a project that imports ndrsr for its networks
-  gets its BasicSR untouched.
+  folder, options copy, distributed launch, option parsing and LMDB sizing
+  functions. Not applied by ``import ndrsr``: a project that imports ndrsr for
+  its networks gets its BasicSR untouched.
 """
 from __future__ import annotations
 
@@ -392,8 +392,9 @@ def pipeline_fixes_applied() -> bool:
 
 
 def apply_pipeline_fixes() -> None:
-    """Make BasicSR's train / test pipelines and LMDB builder work on this stack: resume, run folders,
-    distributed launch, option parsing, LMDB map size (docs/compat.md, fixes 2-7 and 9). Idempotent.
+    """Make BasicSR's train / test pipelines and LMDB builder work on this stack: resume, run folders, options
+    copies, distributed launch, option parsing and checking, LMDB map size (docs/compat.md, fixes 2-7 and 9-12).
+    Idempotent.
 
     ndrsr's entry points call it (``ndrsr/train.py``, ``ndrsr/test.py``, ``python -m ndrsr.data.make_lmdb``);
     ``import ndrsr`` does not, so a project that imports ndrsr for its networks keeps its BasicSR as it was.
