@@ -62,7 +62,10 @@ def resolve_device(device: str = 'auto') -> torch.device:
     """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' -> torch.device."""
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise _argument_error(f'device must be auto, cpu or cuda[:N], got {device!r}', 'device') from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise _argument_error(f'device {device!r}: CUDA is not available on this machine (torch {torch.__version__}, '
                               f'built with CUDA {torch.version.cuda}). Use the CPU or auto.', 'device')

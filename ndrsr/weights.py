@@ -109,10 +109,17 @@ def degrad_weights_next_to(restore_weights: str) -> Optional[str]:
     return None
 
 
-def _yaml_section(path: str, section: str) -> Optional[dict]:
+def _yaml_section(path: str, section: str, argument: Optional[str] = None) -> Optional[dict]:
     import yaml
     with open(path) as f:
-        data = yaml.safe_load(f)
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            where = getattr(err, 'problem_mark', None)
+            at = f' (line {where.line + 1}, column {where.column + 1})' if where is not None else ''
+            problem = getattr(err, 'problem', None) or err
+            raise WeightsError(f'options file {path} is not valid YAML{at}: {problem}. Fix the file.',
+                               argument=argument) from None
     if isinstance(data, Mapping) and isinstance(data.get(section), Mapping):
         return dict(data[section])
     return None
@@ -132,7 +139,7 @@ def network_options(section: str, weights_path: str, opt_path: Optional[str] = N
             err = FileNotFoundError(f'options file {opt_path}: no such file')
             err.argument = 'opt_path'
             raise err
-        opt = _yaml_section(opt_path, section)
+        opt = _yaml_section(opt_path, section, 'opt_path')
         if opt is None:
             raise WeightsError(f'options file {opt_path} has no {section!r} section; give the options YAML the '
                                f'network was trained with.', argument='opt_path')

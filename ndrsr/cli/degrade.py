@@ -1,15 +1,18 @@
 """ndrsr-degrade: transfer a degradation from one image to clean images (paper Fig. 10).
 
-    ndrsr-degrade --like DEGRADED.png CLEAN [CLEAN ...] -o OUT_DIR --weights net_g.pth [options]
+    ndrsr-degrade --like DEGRADED.png CLEAN [CLEAN ...] -o OUT_DIR [--model NAME | --weights net_g.pth] [options]
 
 NDR-Restore recognises the degradation of DEGRADED ([U1, U2, U3]); NDR-Degrad
 renders it onto each CLEAN image (file, folder or glob), written as
 ``OUT_DIR/CLEAN-STEM_like_DEGRADED-STEM.png`` (bit depth, alpha and
 grayscale of the clean image kept).
 
-Weights: ``--weights`` is the NDR-Restore checkpoint ``net_g*.pth`` (its
-``net_degrad*.pth`` beside it is used for NDR-Degrad, or give
+Weights: a named model (``--model``, default ``small``: both networks and
+their options), or ``--weights``, the NDR-Restore checkpoint ``net_g*.pth``
+(its ``net_degrad*.pth`` beside it is used for NDR-Degrad, or give
 ``--degrad-weights``), or the released checkpoint, which holds both.
+Existing outputs are replaced only with ``--overwrite`` (``--skip-existing``
+keeps them and degrades the rest).
 
 Sizes: the U's live at DEGRADED's (padded) resolution. For a clean image of
 another size they are fitted with ``--fit resize`` (default; bilinear, the
@@ -20,30 +23,33 @@ length). Large clean images are processed in tiles (``--tile``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+from collections import Counter
 from os import path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from ndrsr.cli.common import (WEIGHTS_FLAGS, Progress, UsageError, add_runtime_arguments, check_output_folder,
-                              cli_main, collect_inputs, describe_failure, report_failures, safe_output_path)
+from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, UsageError,
+                              add_model_arguments, add_output_arguments, add_runtime_arguments, check_output_folder,
+                              check_writable, cli_main, collect_inputs, describe_failure, model_weights,
+                              report_failures, safe_output_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='ndrsr-degrade', description=__doc__.split('\n\n')[0],
                                      epilog='Example: ndrsr-degrade --like rainy.png clean/ -o rained/ '
-                                            '--weights experiments/x/models/net_g_latest.pth')
+                                            '(the default model; or --weights experiments/x/models/net_g_latest.pth)')
     parser.add_argument('--like', required=True, metavar='DEGRADED', help='image whose degradation is transferred')
     parser.add_argument('clean', nargs='+', metavar='CLEAN', help='clean image file, folder or quoted glob')
     parser.add_argument('-o', '--output', required=True, help='output folder (must not be an input folder)')
-    parser.add_argument('-w', '--weights', required=True,
-                        help='NDR-Restore checkpoint (net_g*.pth, with net_degrad*.pth beside it) or the released one')
+    add_model_arguments(parser, 'NDR-Restore checkpoint (net_g*.pth, with net_degrad*.pth beside it) or the '
+                                'released one')
     parser.add_argument('--degrad-weights', help='NDR-Degrad checkpoint, if not beside --weights')
     parser.add_argument('--opt', help='BasicSR options YAML with network_g and network_degrad')
     parser.add_argument('--fit', choices=['resize', 'mirror'], default='resize',
                         help='how the degradation is fitted to a clean image of another size (default resize)')
     add_runtime_arguments(parser)
+    add_output_arguments(parser)
     return parser
 
 
@@ -52,10 +58,12 @@ def recognise_file(restore_net, path: str, args) -> Tuple[list, Tuple[int, int]]
     import numpy as np
     import torch
 
-    from ndrsr.cli.image_files import read_image_file
+    from ndrsr.cli.image_files import multi_frame_warning, read_image_file
     from ndrsr.tiling import tile_recognise
 
     image = read_image_file(path)
+    if image.frames > 1:
+        print(f'WARNING {multi_frame_warning(image)}; its first frame gives the degradation.', file=sys.stderr)
     lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
     us, _ = tile_recognise(restore_net, lq, tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
     return us, image.rgb.shape[:2]
@@ -66,10 +74,12 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
     import numpy as np
     import torch
 
-    from ndrsr.cli.image_files import read_image_file, write_image_file
+    from ndrsr.cli.image_files import multi_frame_warning, read_image_file, write_image_file
     from ndrsr.tiling import fit_degradations, network_stride, tile_degrade
 
     image = read_image_file(path)
+    if image.frames > 1:
+        progress.write(f'WARNING {multi_frame_warning(image)}; only the first frame is degraded.')
     s = int(getattr(degrad_net, 'upscale', 1))
     h, w = image.rgb.shape[:2]
     if h % s or w % s:
@@ -90,36 +100,56 @@ def run(args) -> int:
     if len(like) != 1:
         raise UsageError(f'--like {args.like} must name one image, it matches {len(like)}.')
     check_output_folder(args.output, cleans + like)
+    like_stem = osp.splitext(osp.basename(like[0]))[0]
+    out_paths = {p: osp.join(args.output, f'{osp.splitext(osp.basename(p))[0]}_like_{like_stem}.png')
+                 for p in cleans}
+    clash = sorted(o for o, n in Counter(out_paths.values()).items() if n > 1)
+    if clash:
+        raise UsageError(f'several clean images would be written as {clash[0]}; degrade them in separate runs or '
+                         f'rename one.')
+    check_writable(args.output)  # before the networks run, not after every image
+    policy = OutputPolicy(args.output, args.overwrite, args.skip_existing)
+    todo = policy.plan({p: [o] for p, o in out_paths.items()})
+    if not todo:
+        policy.report()
+        print(f'nothing to degrade: the outputs of all {len(cleans)} clean images exist in {args.output}.')
+        return 0
     device = resolve_device(args.device)
     resolve_precision(args.precision, device)
-    restore_net = load_restore_network(args.weights, args.opt, device)
-    degrad_net = load_degrad_network(args.degrad_weights or args.weights, args.opt, device)
+    weights = model_weights(args, ('opt', 'degrad_weights'))
+    restore_net = load_restore_network(weights, args.opt, device)
+    degrad_net = load_degrad_network(args.degrad_weights or weights, args.opt, device)
     inputs_real = {osp.realpath(p) for p in cleans + like}
     try:
         us, _ = recognise_file(restore_net, like[0], args)
     except Exception as err:  # noqa: BLE001 - reported as a usage problem: nothing can be done without it
         raise UsageError(f'--like {like[0]}: {describe_failure(err)}') from None
     del restore_net
-    os.makedirs(args.output, exist_ok=True)
-    like_stem = osp.splitext(osp.basename(like[0]))[0]
+    folder = OutputFolder(args.output)  # created by the first image written
     failures: List[Tuple[str, str]] = []
+    written = 0
     start = time.time()
-    progress = Progress(len(cleans), enabled=not args.quiet)
-    for path in cleans:
-        try:
-            stem = osp.splitext(osp.basename(path))[0]
-            out_path = safe_output_path(osp.join(args.output, f'{stem}_like_{like_stem}.png'), inputs_real)
-            degrade_one(degrad_net, us, path, out_path, args, progress)
-        except UsageError:
-            progress.close()
-            raise
-        except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
-            failures.append((path, describe_failure(err)))
-            progress.write(f'FAILED {path}: {failures[-1][1]}')
-        progress.image_done(osp.basename(path))
-    progress.close()
-    print(f'degraded {len(cleans) - len(failures)}/{len(cleans)} images like {like[0]} into {args.output} '
-          f'in {time.time() - start:.1f} s (fit {args.fit}).')
+    progress = Progress(len(todo), enabled=not args.quiet)
+    try:
+        for path in todo:
+            try:
+                out_path = safe_output_path(out_paths[path], inputs_real)
+                if policy.claim(out_path):
+                    degrade_one(degrad_net, us, path, out_path, args, progress)
+                    written += 1
+            except UsageError:
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
+                failures.append((path, describe_failure(err)))
+                progress.write(f'FAILED {path}: {failures[-1][1]}')
+            progress.image_done(osp.basename(path))
+    finally:
+        progress.close()
+        folder.close()
+    policy.report()
+    where = args.output if written else f'{args.output} (nothing written)'
+    print(f'degraded {written}/{len(todo)} images like {like[0]} into {where} in {time.time() - start:.1f} s '
+          f'(fit {args.fit}).')
     return report_failures(failures)
 
 

@@ -12,14 +12,19 @@ matched to ground truth by name with the data layer's pairing rules
 the degraded image's name). Without ground truth: BasicSR's NIQE (lower is
 better) on the Y channel.
 
-Writes ``--csv`` (default RESTORED_DIR/metrics.csv) and ``--md`` (default
-RESTORED_DIR/metrics.md) and prints the markdown table. Exit status 1 when an
-image could not be scored (unreadable, no ground truth, size mismatch).
+Prints the markdown table; writes the scores to ``--csv`` / ``--md`` only when
+asked (never into the folder being scored unless named there), after the
+table is printed, and only when at least one image was scored. Existing
+reports are replaced only with ``--overwrite``; the report paths are checked
+before any image is scored. Exit status 1 when an image could not be scored
+(unreadable, no ground truth, size mismatch, too small), 2 for a usage error
+or a report that could not be written.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from os import path as osp
 from typing import Dict, Optional, Sequence
@@ -29,6 +34,16 @@ import numpy as np
 GT_COLUMNS = ('psnr_rgb', 'ssim_rgb', 'psnr_y', 'ssim_y')
 NIQE_COLUMNS = ('niqe',)
 NIQE_BLOCK = 96  # BasicSR's NIQE fits a Gaussian to the features of 96x96 blocks: needs two or more
+SSIM_WINDOW = 11  # BasicSR's SSIM: an 11x11 Gaussian window, valid positions only
+
+
+def scored_size(shape, crop_border: int) -> tuple:
+    """(width, height) left after ``crop_border`` pixels are cut from each side; ValueError if nothing is left."""
+    h, w = shape[0] - 2 * crop_border, shape[1] - 2 * crop_border
+    if h < 1 or w < 1:
+        raise ValueError(f'--crop-border {crop_border} leaves nothing of a {shape[1]}x{shape[0]} image '
+                         f'(it needs more than {2 * crop_border} pixels in each direction)')
+    return w, h
 
 
 def _bgr255(path: str) -> np.ndarray:
@@ -40,16 +55,24 @@ def _bgr255(path: str) -> np.ndarray:
 def score_pair(restored: np.ndarray, gt: np.ndarray, crop_border: int = 0) -> Dict[str, float]:
     """PSNR/SSIM of two BGR [0, 255] arrays (H, W, 3), on RGB and on Y."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
-    return dict(psnr_rgb=float(calculate_psnr(restored, gt, crop_border, test_y_channel=False)),
-                ssim_rgb=float(calculate_ssim(restored, gt, crop_border, test_y_channel=False)),
-                psnr_y=float(calculate_psnr(restored, gt, crop_border, test_y_channel=True)),
-                ssim_y=float(calculate_ssim(restored, gt, crop_border, test_y_channel=True)))
+    w, h = scored_size(restored.shape, crop_border)
+    if min(w, h) < SSIM_WINDOW:
+        raise ValueError(f'SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window), after '
+                         f'--crop-border; this image leaves {w}x{h}')
+    scores = dict(psnr_rgb=float(calculate_psnr(restored, gt, crop_border, test_y_channel=False)),
+                  ssim_rgb=float(calculate_ssim(restored, gt, crop_border, test_y_channel=False)),
+                  psnr_y=float(calculate_psnr(restored, gt, crop_border, test_y_channel=True)),
+                  ssim_y=float(calculate_ssim(restored, gt, crop_border, test_y_channel=True)))
+    bad = [k for k, v in scores.items() if np.isnan(v)]
+    if bad:
+        raise ValueError(f'{", ".join(bad)} came out as NaN')
+    return scores
 
 
 def score_niqe(restored: np.ndarray, crop_border: int = 0) -> Dict[str, float]:
     """BasicSR's NIQE of a BGR [0, 255] array (lower is better)."""
     from basicsr.metrics import calculate_niqe
-    h, w = restored.shape[0] - 2 * crop_border, restored.shape[1] - 2 * crop_border
+    w, h = scored_size(restored.shape, crop_border)
     if (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < 2:
         raise ValueError(f'NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks (e.g. {NIQE_BLOCK}x'
                          f'{2 * NIQE_BLOCK} pixels, after --crop-border); this image is {w}x{h}')
@@ -116,45 +139,78 @@ def write_csv(result: Dict, path: str) -> None:
             writer.writerow(dict(name='mean', **result['mean']))
 
 
+def write_markdown(table: str, path: str) -> None:
+    with open(path, 'w') as f:
+        f.write(table)
+
+
+def write_report(path: str, write) -> None:
+    """``write(tmp)`` then rename to ``path`` (all or nothing), creating the folder."""
+    from ndrsr.checkpoint import atomic_write
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    atomic_write(path, write, tmp=osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}'))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ndrsr.cli.common import pixels
     parser = argparse.ArgumentParser(prog='ndrsr-eval', description=__doc__.split('\n\n')[0])
     parser.add_argument('restored', metavar='RESTORED_DIR', help='folder of restored images')
     parser.add_argument('--gt', help='folder of ground-truth images (without it: NIQE)')
     parser.add_argument('--pairing', default='same',
                         help="how restored names map to ground truth names: same (default), rain "
                              "(rain-N -> norain-N), reside/haze (NNNN_A_B -> NNNN)")
-    parser.add_argument('--crop-border', type=int, default=0, help='pixels cropped from each border before scoring')
-    parser.add_argument('--csv', help='CSV output (default RESTORED_DIR/metrics.csv)')
-    parser.add_argument('--md', help='markdown table output (default RESTORED_DIR/metrics.md)')
+    parser.add_argument('--crop-border', type=pixels, default=0,
+                        help='pixels cropped from each border before scoring (default 0)')
+    parser.add_argument('--csv', help='also write the scores as CSV to this file (its folder is created)')
+    parser.add_argument('--md', help='also write the markdown table to this file (its folder is created)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing --csv / --md files')
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console entry point of ``ndrsr-eval``."""
-    import ndrsr  # noqa: F401
-    from ndrsr.data.pairing import DataLayoutError
+def run(args) -> int:
+    """Score, print the table, then write the reports asked for; returns the exit status."""
+    from ndrsr.cli.common import UsageError, check_writable
 
-    args = build_parser().parse_args(argv)
-    try:
-        result = evaluate_folder(args.restored, args.gt, args.pairing, args.crop_border)
-    except DataLayoutError as err:
-        print(f'ndrsr-eval: error: {err}', file=sys.stderr)
-        return 2
-    csv_path = args.csv or osp.join(args.restored, 'metrics.csv')
-    md_path = args.md or osp.join(args.restored, 'metrics.md')
-    write_csv(result, csv_path)
+    reports = [(flag, path, fn) for flag, path, fn in (('--csv', args.csv, 'csv'), ('--md', args.md, 'md')) if path]
+    if args.csv and args.md and osp.abspath(args.csv) == osp.abspath(args.md):
+        raise UsageError(f'--csv and --md name the same file {args.csv}; give two files.')
+    for flag, path, _ in reports:  # before any image is scored
+        check_writable(path, 'the report', flag, folder=False)
+    existing = [path for _, path, _ in reports if osp.exists(path)]
+    if existing and not args.overwrite:
+        raise UsageError(f'{", ".join(existing)}: the report already exists; pass --overwrite to replace it, or '
+                         f'give another --csv / --md. Nothing was scored.')
+    result = evaluate_folder(args.restored, args.gt, args.pairing, args.crop_border)
     what = f'{args.restored} vs {args.gt}' if args.gt else f'{args.restored} (no ground truth: NIQE, lower is better)'
     table = to_markdown(result, f'Scores of {what}')
-    with open(md_path, 'w') as f:
-        f.write(table)
     print(table)
-    print(f'wrote {csv_path} and {md_path}')
+    status = 0
     if result['failures']:
         print(f'{len(result["failures"])} image(s) could not be scored:', file=sys.stderr)
         for path, why in result['failures']:
             print(f'  {path}: {why}', file=sys.stderr)
+        status = 1
+    if not result['rows']:
+        if reports:
+            print('ndrsr-eval: no image was scored, so no report was written.', file=sys.stderr)
         return 1
-    return 0
+    for flag, path, kind in reports:
+        try:
+            write_report(path, (lambda tmp: write_csv(result, tmp)) if kind == 'csv' else
+                         (lambda tmp: write_markdown(table, tmp)))
+            print(f'wrote {path}')
+        except OSError as err:
+            print(f'ndrsr-eval: error: cannot write {path} ({err.strerror or err}); the scores are in the table '
+                  f'above. Choose another {flag}.', file=sys.stderr)
+            status = 2
+    return status
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console entry point of ``ndrsr-eval``."""
+    from ndrsr.cli.common import cli_main
+    return cli_main('ndrsr-eval', build_parser(), run, argv, {})
 
 
 if __name__ == '__main__':

@@ -11,7 +11,10 @@ Real-ESRGAN's inference script does:
 * grayscale images are repeated to 3 channels for the network and written
   back as grayscale (BT.601 luma of the restored RGB). OpenCV decodes a
   gray + alpha PNG as BGRA, so those come back as RGBA (gray colours);
-* truncated PNG/JPEG files are detected (same check as the data layer).
+* truncated PNG/JPEG files are detected (same check as the data layer);
+* an image file with several frames (animated GIF/PNG/WebP, multi-page TIFF)
+  is read as its first frame, and says so (:attr:`ImageFile.frames`,
+  :func:`multi_frame_warning`).
 
 Paths are read with ``np.fromfile`` / written with ``tofile`` so that non-ASCII
 file names work on every platform; writes go to a temporary file renamed into
@@ -22,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from os import path as osp
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -30,6 +33,8 @@ import numpy as np
 from ndrsr.checkpoint import atomic_write
 from ndrsr.data.image_io import IMAGE_EXTENSIONS, ImageReadError, truncation_problem  # one check for the project
 
+# First bytes of the formats that may hold several frames (checked further by multi_frame_kind).
+MULTI_FRAME_MAGIC = (b'GIF8', b'II*\x00', b'MM\x00*', b'\x89PNG', b'RIFF')
 # Extensions that can hold the given properties when writing.
 ALPHA_EXTENSIONS = ('.png', '.tif', '.tiff', '.webp')
 DEEP_EXTENSIONS = ('.png', '.tif', '.tiff')
@@ -44,16 +49,53 @@ class ImageFile:
     bit_depth: 8 or 16.
     gray: True when the file was grayscale (with or without alpha).
     path: where it was read from.
+    frames: how many frames / pages the file holds (only the first is read).
+    kind: what the file is when it has several frames ('animated GIF', 'multi-page TIFF', ...), else ''.
     """
     rgb: np.ndarray
     alpha: Optional[np.ndarray]
     bit_depth: int
     gray: bool
     path: str = ''
+    frames: int = 1
+    kind: str = ''
 
     @property
     def max_value(self) -> int:
         return 255 if self.bit_depth == 8 else 65535
+
+
+def multi_frame_kind(content: bytes) -> str:
+    """'animated GIF' / 'animated PNG' / 'animated WebP' / 'multi-page TIFF' when the format can hold several
+    frames (for PNG and WebP: when the file says it is animated), else ''."""
+    head = content[:8]
+    if head[:4] == b'GIF8':
+        return 'animated GIF'
+    if head[:4] in (b'II*\x00', b'MM\x00*'):
+        return 'multi-page TIFF'
+    if head == b'\x89PNG\r\n\x1a\n':
+        idat = content.find(b'IDAT')
+        return 'animated PNG' if b'acTL' in content[:idat if idat > 0 else None] else ''
+    if head[:4] == b'RIFF' and content[8:12] == b'WEBP':
+        return 'animated WebP' if b'ANIM' in content[12:4096] else ''
+    return ''
+
+
+def frame_count(path: str, content: bytes) -> Tuple[int, str]:
+    """(frames, kind) of an image file; (1, '') for the single-frame formats (nothing more is read)."""
+    kind = multi_frame_kind(content)
+    if not kind:
+        return 1, ''
+    try:
+        return max(int(cv2.imcount(path)), 1), kind
+    except cv2.error:
+        return 1, kind
+
+
+def multi_frame_warning(image: ImageFile) -> str:
+    """``PATH: an animated GIF of N frames`` for the warning of a tool that uses only the first frame."""
+    unit = 'pages' if 'TIFF' in image.kind else 'frames'
+    return f'{image.path}: {"an" if image.kind[0] in "aeiou" else "a"} {image.kind} of {image.frames} {unit}'
 
 
 def read_image_file(path: str) -> ImageFile:
@@ -71,7 +113,8 @@ def read_image_file(path: str) -> ImageFile:
         raise ImageReadError(f'{path}: cannot be read ({err.__class__.__name__}: {err}).') from None
     if content.size == 0:
         raise ImageReadError(f'{path}: the file is empty. Re-export it or remove it from the input.')
-    problem = truncation_problem(content.tobytes())
+    raw = content.tobytes()
+    problem = truncation_problem(raw)
     if problem is not None:
         raise ImageReadError(f'{path}: {problem}. Re-export or re-download it, or remove it from the input.')
     img = cv2.imdecode(content, cv2.IMREAD_UNCHANGED)
@@ -100,17 +143,20 @@ def read_image_file(path: str) -> ImageFile:
         raise ImageReadError(f'{path}: {img.shape[2]} channels are not supported. Convert it to RGB(A) or gray.')
     rgb = color.astype(np.float32) / (255. if depth == 8 else 65535.)
     rgb = np.repeat(rgb, 3, axis=2) if gray else np.ascontiguousarray(rgb[:, :, ::-1])
-    return ImageFile(rgb=rgb, alpha=alpha, bit_depth=depth, gray=gray, path=path)
+    frames, kind = frame_count(path, raw) if raw[:4] in MULTI_FRAME_MAGIC else (1, '')
+    return ImageFile(rgb=rgb, alpha=alpha, bit_depth=depth, gray=gray, path=path, frames=frames,
+                     kind=kind if frames > 1 else '')
 
 
-def output_extension(image: ImageFile, source_path: str, ext: str = 'auto') -> str:
+def output_extension(image: Optional[ImageFile], source_path: str, ext: str = 'auto') -> str:
     """The extension to write ``image`` with: ``ext`` ('auto' keeps the input's), switched to
-    '.png' when the chosen format cannot hold the alpha channel or 16 bits."""
+    '.png' when the chosen format cannot be written or cannot hold the alpha channel or 16 bits.
+    With ``image`` None: what is known before reading the file."""
     ext = osp.splitext(source_path)[1].lower() if ext == 'auto' else '.' + ext.lower().lstrip('.')
     if ext not in IMAGE_EXTENSIONS:
         ext = '.png'
-    if (image.alpha is not None and ext not in ALPHA_EXTENSIONS) or \
-            (image.bit_depth == 16 and ext not in DEEP_EXTENSIONS):
+    if image is not None and ((image.alpha is not None and ext not in ALPHA_EXTENSIONS) or
+                              (image.bit_depth == 16 and ext not in DEEP_EXTENSIONS)):
         ext = '.png'
     return ext
 

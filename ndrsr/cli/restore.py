@@ -1,6 +1,6 @@
 """ndrsr-restore: restore images of any size with NDR-Restore (CPU or GPU).
 
-    ndrsr-restore INPUT [INPUT ...] -o OUT_DIR --weights net_g.pth [options]
+    ndrsr-restore INPUT [INPUT ...] -o OUT_DIR [--model NAME | --weights net_g.pth] [options]
     python -m ndrsr.cli.restore ...
 
 INPUT is an image file, a folder (its images, not recursive) or a glob
@@ -8,32 +8,34 @@ INPUT is an image file, a folder (its images, not recursive) or a glob
 the input's name, bit depth (8/16), alpha channel (passed through) and
 grayscale-ness; JPEG inputs with alpha or 16 bits are written as PNG.
 OUT_DIR may not be an input folder, and no output may replace an input.
-Unreadable images are reported and skipped; the exit status is 1 if any
-image failed, 2 for a usage error. See docs/inference.md.
+Existing outputs are replaced only with --overwrite (--skip-existing keeps
+them and restores the rest). Without --weights the default named model is
+used (--model picks another; ndrsr.model_zoo). Unreadable images are reported
+and skipped; the exit status is 1 if any image failed, 2 for a usage error.
+See docs/inference.md.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from os import path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from ndrsr.cli.common import (WEIGHTS_FLAGS, Progress, UsageError, add_runtime_arguments, check_output_folder,
-                              check_output_names, cli_main, collect_inputs, describe_failure, output_name,
-                              report_failures, safe_output_path)
+from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, UsageError,
+                              add_model_arguments, add_output_arguments, add_runtime_arguments, check_output_folder,
+                              check_output_names, check_writable, cli_main, collect_inputs, describe_failure,
+                              model_weights, output_name, report_failures, safe_output_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='ndrsr-restore', description=__doc__.split('\n\n')[0],
-                                     epilog='Example: ndrsr-restore photos/ -o restored/ --weights net_g.pth '
-                                            '--save-maps')
+                                     epilog='Examples: ndrsr-restore photos/ -o restored/ (the default model); '
+                                            'ndrsr-restore photos/ -o restored/ --weights net_g.pth --save-maps')
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image file, folder or quoted glob')
     parser.add_argument('-o', '--output', required=True, help='output folder (created; must not be an input folder)')
-    parser.add_argument('-w', '--weights', required=True,
-                        help='NDR-Restore weights: BasicSR checkpoint (params_ema preferred), or the released '
-                             'checkpoint (converted on the fly)')
+    add_model_arguments(parser, 'NDR-Restore weights: BasicSR checkpoint (params_ema preferred), or the released '
+                                'checkpoint (converted on the fly)')
     parser.add_argument('--opt', help='BasicSR options YAML with network_g (default: network_options.yml next to '
                                       'the weights, else sizes inferred from the weights)')
     parser.add_argument('--upscale', type=int, default=None,
@@ -46,20 +48,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--save-maps', action='store_true',
                         help='also write the degradation maps: OUT/STEM_maps/L{1,2,3}_{atom,confidence,U}.png and '
                              'the summary OUT/STEM_maps/summary.png')
+    add_output_arguments(parser)
     return parser
 
 
-def restore_one(net, path: str, out_dir: str, args, device, inputs_real: set, progress: Progress) -> str:
-    """Restore one image file; returns the written path. Raises on any problem with this image."""
+def planned_extension(path: str, ext: str) -> str:
+    """The output extension of ``path`` as far as it is known before the image is read (``--ext``, else the
+    input's; PNG for a format that cannot be written). Reading may still switch it to PNG (alpha, 16 bits)."""
+    from ndrsr.cli.image_files import output_extension
+    return output_extension(None, path, ext)
+
+
+def planned_outputs(path: str, args) -> List[str]:
+    """What restoring ``path`` writes: the image and, with --save-maps, its maps folder."""
+    image = osp.join(args.output, output_name(path, args.suffix, planned_extension(path, args.ext)))
+    maps = [osp.join(args.output, osp.splitext(osp.basename(image))[0] + '_maps')] if args.save_maps else []
+    return [image] + maps
+
+
+def restore_one(net, path: str, out_dir: str, args, device, inputs_real: set, progress: Progress,
+                policy: Optional[OutputPolicy] = None) -> Optional[str]:
+    """Restore one image file; returns the written path (None: its output exists and is kept).
+
+    Raises on any problem with this image.
+    """
     import numpy as np
     import torch
 
-    from ndrsr.cli.image_files import output_extension, read_image_file, write_image_file
+    from ndrsr.cli.image_files import multi_frame_warning, output_extension, read_image_file, write_image_file
     from ndrsr.tiling import tile_forward, tile_recognise
 
     image = read_image_file(path)
     ext = output_extension(image, path, args.ext)
     out_path = safe_output_path(osp.join(out_dir, output_name(path, args.suffix, ext)), inputs_real)
+    if policy is not None and not policy.claim(out_path):
+        return None
+    if image.frames > 1:
+        progress.write(f'WARNING {multi_frame_warning(image)}; only the first frame is restored (into {out_path}).')
     lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
     restored = tile_forward(net, lq, tile=args.tile, overlap=args.tile_overlap, precision=args.precision,
                             progress=progress.tile)
@@ -82,29 +107,42 @@ def run(args) -> int:
     inputs = collect_inputs(args.inputs)
     check_output_folder(args.output, inputs)
     check_output_names(inputs, args.output, args.suffix)
+    check_writable(args.output)  # before the network runs, not after every image
+    policy = OutputPolicy(args.output, args.overwrite, args.skip_existing)
+    todo = policy.plan({p: planned_outputs(p, args) for p in inputs})
+    if not todo:
+        policy.report()
+        print(f'nothing to restore: the outputs of all {len(inputs)} inputs exist in {args.output}.')
+        return 0
     device = resolve_device(args.device)
     resolve_precision(args.precision, device)  # fail early on fp16 + CPU
-    net = load_restore_network(args.weights, args.opt, device, args.upscale)
-    os.makedirs(args.output, exist_ok=True)
+    weights = model_weights(args)
+    net = load_restore_network(weights, args.opt, device, args.upscale)
+    folder = OutputFolder(args.output)  # created by the first image written
     inputs_real = {osp.realpath(p) for p in inputs}
     failures: List[Tuple[str, str]] = []
+    written = 0
     start = time.time()
-    progress = Progress(len(inputs), enabled=not args.quiet)
-    for path in inputs:
-        try:
-            with torch.no_grad():  # scoped: a caller's (or a test session's) grad mode is left as it was
-                restore_one(net, path, args.output, args, device, inputs_real, progress)
-        except UsageError:
-            progress.close()
-            raise
-        except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
-            failures.append((path, describe_failure(err)))
-            why = failures[-1][1]
-            progress.write(f'FAILED {why}' if why.startswith(path) else f'FAILED {path}: {why}')
-        progress.image_done(osp.basename(path))
-    progress.close()
-    done = len(inputs) - len(failures)
-    print(f'restored {done}/{len(inputs)} images into {args.output} in {time.time() - start:.1f} s '
+    progress = Progress(len(todo), enabled=not args.quiet)
+    try:
+        for path in todo:
+            try:
+                with torch.no_grad():  # scoped: a caller's (or a test session's) grad mode is left as it was
+                    written += restore_one(net, path, args.output, args, device, inputs_real, progress,
+                                           policy) is not None
+            except UsageError:
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
+                failures.append((path, describe_failure(err)))
+                why = failures[-1][1]
+                progress.write(f'FAILED {why}' if why.startswith(path) else f'FAILED {path}: {why}')
+            progress.image_done(osp.basename(path))
+    finally:
+        progress.close()
+        folder.close()
+    policy.report()
+    where = args.output if written else f'{args.output} (nothing written)'
+    print(f'restored {written}/{len(todo)} images into {where} in {time.time() - start:.1f} s '
           f'(device {device}, precision {args.precision}, tile {args.tile or "auto"}).')
     return report_failures(failures)
 
