@@ -16,6 +16,10 @@ Models
         Hugging Face repository, converted once with :mod:`ndrsr.convert`,
         and cached.
 
+Shipped models are looked up in ``$NDRSR_PRETRAINED_DIR`` when it is set
+(another copy of the ``pretrained/`` folder: a test, or models kept outside the
+package), else in the package's ``pretrained/`` folder (:data:`PACKAGE_WEIGHTS`).
+
 Cache: ``$NDRSR_CACHE_DIR``, else ``$XDG_CACHE_HOME/ndrsr``, else
 ``~/.cache/ndrsr``. A download goes to a temporary file first (torch.hub's
 downloader), so an interrupted one leaves nothing that looks complete; the
@@ -37,7 +41,16 @@ DEFAULT_MODEL = 'small'
 
 
 class ModelUnavailableError(RuntimeError):
-    """A named model that cannot be provided here (unknown name, no network, bad download)."""
+    """A named model that cannot be provided here (unknown name, no network, bad download).
+
+    ``argument`` names the parameter the fix concerns (``'model'``: another
+    name; ``'weights'``: a weights file given directly), or None; command-line
+    tools turn it into their flag.
+    """
+
+    def __init__(self, message: str, argument: Optional[str] = None):
+        super().__init__(message)
+        self.argument = argument
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,11 @@ MODELS: Dict[str, ModelInfo] = {
 }
 
 
+def pretrained_dir() -> str:
+    """The folder that holds the shipped models (``$NDRSR_PRETRAINED_DIR``, else :data:`PACKAGE_WEIGHTS`)."""
+    return os.environ.get('NDRSR_PRETRAINED_DIR') or PACKAGE_WEIGHTS
+
+
 def cache_dir() -> str:
     """The folder that holds downloaded and converted models."""
     if os.environ.get('NDRSR_CACHE_DIR'):
@@ -124,8 +142,8 @@ def _download(info: ModelInfo, folder: str, progress: bool) -> str:
         reason = getattr(err, 'reason', None) or err
         raise ModelUnavailableError(
             f"could not download model '{info.name}' from {url} ({reason}). Without network access, download "
-            f"{osp.basename(target)} from that address on another machine and pass it with --weights "
-            f"{osp.basename(target)} (it is converted on the fly).") from None
+            f"{osp.basename(target)} from that address on another machine and use that file as the weights "
+            f"(it is converted on the fly)", argument='weights') from None
 
 
 def _convert(src: str, folder: str) -> None:
@@ -154,10 +172,9 @@ def resolve_model(name: str, progress: bool = True) -> ModelFiles:
     """
     info = MODELS.get(name)
     if info is None:
-        raise ModelUnavailableError(f"unknown model {name!r}; known models: {', '.join(MODELS)}. Or pass a weights "
-                                    'file with --weights.')
+        raise ModelUnavailableError(f"unknown model {name!r}; known models: {', '.join(MODELS)}", argument='model')
     if info.shipped:
-        files = _files_in(osp.join(PACKAGE_WEIGHTS, info.folder), info)
+        files = _files_in(osp.join(pretrained_dir(), info.folder), info)
         if not _complete(files):
             raise ModelUnavailableError(f"the files of model '{name}' are missing from {osp.dirname(files.restore)}; "
                                         'reinstall ndrsr (they ship with the package).')
@@ -178,4 +195,4 @@ def describe_models() -> str:
 
 
 __all__ = ['DEFAULT_MODEL', 'MODELS', 'ModelFiles', 'ModelInfo', 'ModelUnavailableError', 'cache_dir',
-           'describe_models', 'model_url', 'resolve_model']
+           'describe_models', 'model_url', 'pretrained_dir', 'resolve_model']

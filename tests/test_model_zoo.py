@@ -84,7 +84,8 @@ def test_offline_gives_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(model_zoo.ModelUnavailableError) as err:
         model_zoo.resolve_model('paper', progress=False)
     msg = str(err.value)
-    assert 'http://127.0.0.1:9/model_L.pth' in msg and '--weights' in msg
+    assert 'http://127.0.0.1:9/model_L.pth' in msg and 'use that file as the weights' in msg
+    assert err.value.argument == 'weights' and '--' not in msg  # the tools name their own flag
     assert not any(f.endswith('.pth') for _, _, fs in os.walk(tmp_path / 'cache') for f in fs)
 
 
@@ -104,8 +105,18 @@ def test_bad_download_is_reported_not_cached_as_converted(tmp_path, monkeypatch)
 
 
 def test_unknown_name():
-    with pytest.raises(model_zoo.ModelUnavailableError, match="known models: small, paper"):
+    with pytest.raises(model_zoo.ModelUnavailableError, match="known models: small, paper") as err:
         model_zoo.resolve_model('nope')
+    assert err.value.argument == 'model'
+
+
+def test_pretrained_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv('NDRSR_PRETRAINED_DIR', raising=False)
+    assert model_zoo.pretrained_dir() == model_zoo.PACKAGE_WEIGHTS
+    monkeypatch.setenv('NDRSR_PRETRAINED_DIR', str(tmp_path))
+    assert model_zoo.pretrained_dir() == str(tmp_path)
+    with pytest.raises(model_zoo.ModelUnavailableError, match=str(tmp_path / 'small_v1')):
+        model_zoo.resolve_model('small')
 
 
 def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
