@@ -227,3 +227,12 @@ def test_ctrl_c_ends_with_one_line(tmp_path, weights, photos, capsys, monkeypatc
     assert restore_main([str(photos), '-o', str(tmp_path / 'out'), '-w', str(weights), '-q']) == 130
     assert capsys.readouterr().err.strip() == 'ndrsr-restore: interrupted'
     assert not (tmp_path / 'out').exists()
+
+
+def test_convert_into_a_path_under_a_file_is_one_line(tmp_path, reference, capsys):
+    from ndrsr.cli.convert import main as convert_main
+    torch.save(reference['state_dict'], tmp_path / 'model_L.pth')
+    (tmp_path / 'taken').write_text('x')
+    assert convert_main([str(tmp_path / 'model_L.pth'), str(tmp_path / 'taken' / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('python -m ndrsr.convert: error:') and 'Not a directory' in err and err.count('\n') == 1

@@ -4,7 +4,7 @@
 
 Writes OUT_DIR/net_g.pth, OUT_DIR/net_degrad.pth and OUT_DIR/network_options.yml
 (:func:`ndrsr.convert.convert_file`). Exit status 2 when the file cannot be
-converted or an output exists.
+converted, an output exists or OUT_DIR cannot be written (one line, no traceback).
 """
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ndrsr.convert import convert_file
     try:
         g, d = convert_file(args.released, args.out_dir, args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:  # not a checkpoint, missing, exists, OUT_DIR not writable: one line
         print(error_line('python -m ndrsr.convert', err, {'overwrite': '--overwrite'}), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('\npython -m ndrsr.convert: interrupted', file=sys.stderr)
+        return 130
     print(f'wrote {g}\nwrote {d}\nwrote {os.path.join(args.out_dir, "network_options.yml")}')
     return 0
 
