@@ -263,14 +263,15 @@ def _patch_parse_options() -> None:
 
     @functools.wraps(original)
     def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
-        from ndrsr.options_check import required_problems, validate_options
+        from ndrsr.options_check import options_problems, required_problems, validate_options
         from ndrsr.options_io import OptionsError, load_options_file
         argv = sys.argv
         sys.argv = normalize_local_rank_argv(argv)  # only while parsing: the copied yml records the real command
         try:
             opt_path = _opt_argument(sys.argv[1:])
             if opt_path is not None:  # what basicsr's parse_options indexes without asking: clear errors first
-                problems = required_problems(load_options_file(opt_path), is_train)
+                raw = load_options_file(opt_path)
+                problems = options_problems(raw, is_train) if required_problems(raw, is_train) else []
                 if problems:
                     raise OptionsError(problems, header=f'{opt_path}: {len(problems)} problem(s); nothing was run, '
                                                         'created or changed:')

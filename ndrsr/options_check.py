@@ -89,6 +89,9 @@ def _dataset_problems(opt: dict, is_train: bool, sources: bool = True) -> List[s
 def _network_problems(opt: dict) -> List[str]:
     problems = []
     scale = opt.get('scale', 1)
+    if not (isinstance(scale, int) and not isinstance(scale, bool) and scale >= 1):
+        problems.append(f'scale must be an integer >= 1 (1: restoration, 2: 2x SR), got {scale!r}')
+        scale = None
     nets = {}
     for key, net in opt.items():
         if not (isinstance(key, str) and key.startswith('network_')) or net is None:
@@ -102,7 +105,7 @@ def _network_problems(opt: dict) -> List[str]:
         problems += unknown_key_problems(net, ('type',) + tuple(defaults), key)
         nets[key] = {**defaults, **net}
         upscale = nets[key]['upscale']
-        if upscale != scale:
+        if scale is not None and upscale != scale:
             problems.append(f'{key}.upscale is {upscale} but scale is {scale}: they must be equal '
                             f'(set {key}.upscale: {scale})')
     restore, degrad = nets.get('network_g'), nets.get('network_degrad')
@@ -140,26 +143,31 @@ def _train_problems(opt: dict) -> List[str]:
 
 def _scheduler_length_problems(kind: str, scheduler: dict, total_iter: Any) -> List[str]:
     problems = []
+    names = ('periods', 'restart_weights') if kind == 'CosineAnnealingRestartLR' else ('restarts', 'restart_weights')
+    defaults = {'periods': None, 'restarts': [0], 'restart_weights': [1]}
+    lists = {}
+    for name in names:
+        value = scheduler.get(name, defaults[name])
+        if not (isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value)):
+            problems.append(f'train.scheduler.{name} must be a list of numbers, got {value!r}')
+        else:
+            lists[name] = list(value)
+    if len(lists) < 2:
+        return problems
+    first, weights = lists[names[0]], lists['restart_weights']
+    if len(first) != len(weights):
+        problems.append(f'train.scheduler: {names[0]} {first} and restart_weights {weights} need the same length '
+                        '(one weight per cycle)')
     if kind == 'CosineAnnealingRestartLR':
-        periods = scheduler.get('periods') or []
-        weights = scheduler.get('restart_weights', [1])
-        if len(periods) != len(weights):
-            problems.append(f'train.scheduler: periods {list(periods)} and restart_weights {list(weights)} need the '
-                            'same length (one weight per cosine cycle)')
         try:
-            covered, total = sum(periods), int(total_iter)
+            total = int(total_iter)
         except (TypeError, ValueError):
             return problems
+        covered = sum(first)
         if covered < total:
-            problems.append(f'train.scheduler.periods {list(periods)} add up to {covered} but train.total_iter is '
+            problems.append(f'train.scheduler.periods {first} add up to {covered} but train.total_iter is '
                             f'{total}: the cosine schedule would end before training does. Make the periods add up '
                             f'to {total} (e.g. add a period of {total - covered} with its restart weight)')
-    else:
-        restarts = scheduler.get('restarts', [0])
-        weights = scheduler.get('restart_weights', [1])
-        if len(restarts) != len(weights):
-            problems.append(f'train.scheduler: restarts {list(restarts)} and restart_weights {list(weights)} need '
-                            'the same length')
     return problems
 
 

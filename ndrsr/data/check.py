@@ -49,6 +49,9 @@ def check_source(spec: dict, label: str, scale: int, default_io: Optional[dict],
         crop: the training gt_size, or None for whole-image validation.
     """
     result = SourceCheck(label)
+    if not isinstance(spec, dict):
+        result.fatal.append(f'{label}: each source must be a mapping of options, got {spec!r}.')
+        return result
     try:
         src = parse_source(spec, scale, default_io, label, unpaired, report_limit=None)
         result.warnings.extend(src.unpaired_report)  # unpaired: ignore
@@ -105,7 +108,8 @@ def options_check(opt: dict) -> Optional[SourceCheck]:
     there are none. A file with only ``datasets`` (no ``model_type``, no ``train``) is checked as a data layout:
     the sections BasicSR needs besides are not asked for."""
     from ndrsr.options_check import options_problems
-    is_train = 'train' in (opt.get('datasets') or {}) or 'train' in opt
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    is_train = 'train' in datasets or 'train' in opt
     full = 'model_type' in opt or 'train' in opt
     problems = options_problems(opt, is_train, data=False, sources=False, required=full)
     return SourceCheck('options', fatal=problems) if problems else None
@@ -119,7 +123,8 @@ def check_options(opt: dict, read: bool = True) -> List[SourceCheck]:
     if static is not None:
         results.append(static)
     top_scale = opt.get('scale', 1)
-    for key, ds in (opt.get('datasets') or {}).items():
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    for key, ds in datasets.items():
         if not isinstance(ds, dict):
             continue
         scale = ds.get('scale', top_scale)
