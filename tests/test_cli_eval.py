@@ -111,4 +111,4 @@ def test_negative_crop_border_is_a_usage_error(pair, capsys):
 def test_a_missing_folder_is_one_line(tmp_path, capsys):
     assert eval_main([str(tmp_path / 'nothing')]) == 2
     err = capsys.readouterr().err
-    assert err.startswith('ndrsr-eval: error:') and err.count('\n') == 1
+    assert err.startswith('ndrsr-eval: error:') and err.count('\n') == 1 and err.count('ndrsr-eval:') == 1

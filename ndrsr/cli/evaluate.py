@@ -181,7 +181,11 @@ def run(args) -> int:
     if existing and not args.overwrite:
         raise UsageError(f'{", ".join(existing)}: the report already exists; pass --overwrite to replace it, or '
                          f'give another --csv / --md. Nothing was scored.')
-    result = evaluate_folder(args.restored, args.gt, args.pairing, args.crop_border)
+    from ndrsr.data.pairing import DataLayoutError
+    try:
+        result = evaluate_folder(args.restored, args.gt, args.pairing, args.crop_border)
+    except DataLayoutError as err:  # the data layer names the tool itself; cli_main adds 'ndrsr-eval: error:'
+        raise UsageError(str(err).removeprefix('ndrsr-eval: ')) from None
     what = f'{args.restored} vs {args.gt}' if args.gt else f'{args.restored} (no ground truth: NIQE, lower is better)'
     table = to_markdown(result, f'Scores of {what}')
     print(table)
