@@ -13,13 +13,15 @@ source option is documented in docs/datasets.md.
 * :func:`open_file_clients` opens BasicSR FileClients for sources (disk, LMDB).
 * :func:`check_pair_sizes` checks that a gt image is ``scale`` times its lq.
 * :func:`sampling_counts` gives each source's slots per epoch (``repeat`` / ``ratio``).
+* :func:`source_problems` lists what is wrong with a source's options without
+  touching its folders (used by :func:`parse_source` and the options check).
 * :func:`check_choice` checks an option against its allowed values.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from basicsr.utils import FileClient
@@ -106,6 +108,64 @@ def open_file_clients(sources: Sequence[Source]) -> Dict[str, FileClient]:
     return clients
 
 
+def is_int(value: Any) -> bool:
+    """An int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def choice_problems(spec: dict, key: str, allowed: Sequence, default: Any, where: str) -> List[str]:
+    """A problem when ``spec[key]`` (default ``default``) is not one of ``allowed``."""
+    value = spec.get(key, default)
+    return [] if value in allowed else [f'{where}: {key} must be one of {list(allowed)}, got {value!r}']
+
+
+def source_name(spec: dict) -> str:
+    """The name a source gets: ``name``, else its task, else the task its synthesis implies."""
+    if spec.get('name') is not None:
+        return str(spec['name'])
+    if spec.get('task'):
+        return str(spec['task'])
+    try:
+        return synthesis_task(parse_synthesis(spec.get('synthesize')))
+    except ValueError:
+        return '?'
+
+
+def source_problems(spec: Any, where: str, extra_keys: Tuple[str, ...] = ()) -> List[str]:
+    """Every problem of one source's options that shows without listing its folders, one line each.
+
+    Unknown keys (with the nearest valid name), the io backend type, ``synthesize``,
+    ``pairing`` and ``task`` of a paired source, ``repeat`` / ``ratio``, ``unpaired``.
+    :func:`parse_source` raises them all at once; the options check lists them before a run.
+    """
+    if not isinstance(spec, dict):
+        return [f'{where}: each source must be a mapping of options, got {spec!r}']
+    problems = unknown_key_problems(spec, SOURCE_KEYS + tuple(extra_keys), where)
+    io = spec.get('io_backend')
+    if io is not None and (not isinstance(io, dict) or io.get('type', 'disk') not in ('disk', 'lmdb')):
+        problems.append(f'{where}: io_backend must be {{type: disk}} or {{type: lmdb}}, got {io!r}')
+    try:
+        parse_synthesis(spec.get('synthesize'), f'{where} synthesize')
+    except ValueError as e:
+        problems.append(str(e))
+    if spec.get('dataroot_lq'):
+        try:
+            make_rule(spec.get('pairing'))
+        except DataLayoutError as e:
+            problems.append(f'{where}: {e}')
+        if not spec.get('task'):
+            problems.append(f'{where}: paired sources need a task tag, e.g. task: rain')
+    repeat, ratio = spec.get('repeat'), spec.get('ratio')
+    if repeat is not None and ratio is not None:
+        problems.append(f'{where}: set either repeat (copies per epoch) or ratio (share of samples), not both')
+    if repeat is not None and (not is_int(repeat) or repeat < 1):
+        problems.append(f'{where}: repeat must be an integer >= 1, got {repeat!r}')
+    if ratio is not None and (not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio <= 0):
+        problems.append(f'{where}: ratio must be a positive number, got {ratio!r}')
+    problems += choice_problems(spec, 'unpaired', UNPAIRED_MODES, 'error', where)
+    return problems
+
+
 def check_choice(value, allowed: Sequence, key: str, where: str):
     """``value`` if it is one of ``allowed``, else a DataLayoutError naming the option ``key`` at ``where``."""
     if value not in allowed:
@@ -130,19 +190,14 @@ def parse_source(spec: dict, scale: int, default_io: Optional[dict], where: str,
     Raises:
         DataLayoutError: bad options, missing folders, unpaired files, scale mismatch.
     """
-    if not isinstance(spec, dict):
-        raise DataLayoutError(f'{where}: each source must be a mapping of options, got {spec!r}.')
-    unknown = unknown_key_problems(spec, SOURCE_KEYS + tuple(extra_keys), where)
-    if unknown:
-        raise DataLayoutError('\n'.join(unknown))
+    problems = source_problems(spec, where, extra_keys)  # the same checks as the options check, all at once
+    if problems:
+        raise DataLayoutError('\n'.join(problems))
     io = dict(spec.get('io_backend') or default_io or {'type': 'disk'})
     backend = io.pop('type', 'disk')
     if backend not in ('disk', 'lmdb'):
         raise DataLayoutError(f"{where}: io_backend type {backend!r} is not supported; use disk or lmdb.")
-    try:
-        steps = parse_synthesis(spec.get('synthesize'), f'{where} synthesize')
-    except ValueError as e:
-        raise DataLayoutError(str(e)) from None
+    steps = parse_synthesis(spec.get('synthesize'), f'{where} synthesize')
     synth_scale = synthesis_scale(steps)
     unpaired = check_choice(spec.get('unpaired', default_unpaired), UNPAIRED_MODES, 'unpaired', where)
 
@@ -165,9 +220,7 @@ def parse_source(spec: dict, scale: int, default_io: Optional[dict], where: str,
                                   f'rule {rule.describe()}. Set pairing to match the file names.')
         items = [(lq_stem, gt_stem) for lq_stem, gt_stem in report.pairs]
         pair_scale = scale // synth_scale
-        task = spec.get('task')
-        if not task:
-            raise DataLayoutError(f"{where}: paired sources need a task tag, e.g. task: rain.")
+        task = spec['task']
     else:
         if spec.get('pairing') is not None:
             raise DataLayoutError(f'{where}: pairing is set but dataroot_lq is not. Add dataroot_lq, or remove '
@@ -183,13 +236,7 @@ def parse_source(spec: dict, scale: int, default_io: Optional[dict], where: str,
         items = [(None, s) for s in (keep_gt if keep_gt is not None else gt.names)]
         task = spec.get('task') or synthesis_task(steps)
     repeat, ratio = spec.get('repeat'), spec.get('ratio')
-    if repeat is not None and ratio is not None:
-        raise DataLayoutError(f'{where}: set either repeat (copies per epoch) or ratio (share of samples), not both.')
-    if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1):
-        raise DataLayoutError(f'{where}: repeat must be an integer >= 1, got {repeat!r}.')
-    if ratio is not None and (not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio <= 0):
-        raise DataLayoutError(f'{where}: ratio must be a positive number, got {ratio!r}.')
-    return Source(name=str(spec.get('name', task)), task=str(task), backend=backend, io_kwargs=io, gt=gt, lq=lq,
+    return Source(name=source_name(spec), task=str(task), backend=backend, io_kwargs=io, gt=gt, lq=lq,
                   items=items, steps=steps, pair_scale=pair_scale, rule=rule, repeat=repeat, ratio=ratio,
                   unpaired_report=report_lines)
 
@@ -233,5 +280,5 @@ def sampling_counts(sources: List[Source], where: str) -> List[int]:
     return [max(1, round(p * length)) for p in props]
 
 
-__all__ = ['SOURCE_KEYS', 'UNPAIRED_MODES', 'Source', 'open_file_clients', 'check_choice', 'parse_source',
-           'check_pair_sizes', 'sampling_counts']
+__all__ = ['SOURCE_KEYS', 'UNPAIRED_MODES', 'Source', 'open_file_clients', 'check_choice', 'choice_problems',
+           'is_int', 'source_name', 'source_problems', 'parse_source', 'check_pair_sizes', 'sampling_counts']

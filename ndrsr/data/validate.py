@@ -7,8 +7,9 @@ creates anything (:mod:`ndrsr.options_check`) all use these functions, so they
 accept and refuse the same options.
 
 * :func:`dataset_problems`: unknown keys (with the nearest valid name), ``gt_size``
-  and ``scale``, source names, ``repeat`` / ``ratio``, ``synthesize`` and
-  ``pairing`` of one dataset's options.
+  and ``scale``, source names, ``ratio`` on all sources or none, and each source's
+  own options (:func:`ndrsr.data.sources.source_problems`, which ``parse_source``
+  raises too).
 * :func:`data_root_problems`: every data folder, LMDB and ``meta_info_file`` named
   by the options that is missing or unusable, all of them at once.
 """
@@ -19,10 +20,8 @@ from typing import Any, Dict, List, Optional
 
 from ndrsr.options_io import unknown_key_problems
 
-from .degradations import parse_synthesis, synthesis_task
 from .image_io import GRAY_MODES, lmdb_problem
-from .pairing import DataLayoutError, make_rule
-from .sources import SOURCE_KEYS, UNPAIRED_MODES
+from .sources import SOURCE_KEYS, UNPAIRED_MODES, choice_problems, is_int, source_name, source_problems
 
 # Keys BasicSR itself reads or adds in a dataset's options (build_dataloader, train_pipeline, parse_options);
 # use_shuffle is read by older BasicSR versions and appears in many option files.
@@ -35,73 +34,25 @@ VALIDATION_KEYS = LOADER_KEYS + tuple(k for k in SOURCE_KEYS if k not in LOADER_
 NDR_DATASETS = ('MixedDegradationDataset', 'TaskValidationDataset')
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _choice(ds: dict, key: str, allowed, default, where: str) -> List[str]:
-    value = ds.get(key, default)
-    return [] if value in allowed else [f'{where}: {key} must be one of {list(allowed)}, got {value!r}']
-
-
-def source_name(spec: dict) -> str:
-    """The name a source gets (``name``, else its task, else the task its synthesis implies), as parse_source."""
-    if spec.get('name') is not None:
-        return str(spec['name'])
-    if spec.get('task'):
-        return str(spec['task'])
-    try:
-        return synthesis_task(parse_synthesis(spec.get('synthesize')))
-    except ValueError:
-        return '?'
-
-
-def source_problems(spec: Any, where: str) -> List[str]:
-    """What is wrong with one source's options, without listing its folders."""
-    if not isinstance(spec, dict):
-        return [f'{where}: each source must be a mapping of options, got {spec!r}']
-    problems = unknown_key_problems(spec, SOURCE_KEYS, where)
-    try:
-        parse_synthesis(spec.get('synthesize'), f'{where} synthesize')
-    except ValueError as e:
-        problems.append(str(e))
-    if spec.get('dataroot_lq'):
-        try:
-            make_rule(spec.get('pairing'))
-        except DataLayoutError as e:
-            problems.append(f'{where}: {e}')
-        if not spec.get('task'):
-            problems.append(f'{where}: paired sources need a task tag, e.g. task: rain')
-    repeat, ratio = spec.get('repeat'), spec.get('ratio')
-    if repeat is not None and ratio is not None:
-        problems.append(f'{where}: set either repeat (copies per epoch) or ratio (share of samples), not both')
-    if repeat is not None and (not _is_int(repeat) or repeat < 1):
-        problems.append(f'{where}: repeat must be an integer >= 1, got {repeat!r}')
-    if ratio is not None and (not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio <= 0):
-        problems.append(f'{where}: ratio must be a positive number, got {ratio!r}')
-    problems += _choice(spec, 'unpaired', UNPAIRED_MODES, 'error', where)
-    return problems
-
-
 def mixed_dataset_problems(ds: dict, where: str, scale: Optional[int] = None, sources: bool = True) -> List[str]:
     """What is wrong with a MixedDegradationDataset's options (``scale``: the top-level scale, when ``ds`` has
     none; ``sources``: also check each source's own options)."""
     problems = unknown_key_problems(ds, MIXED_KEYS, where)
     scale = ds.get('scale', 1 if scale is None else scale)
-    if not _is_int(scale) or scale < 1:
+    if not is_int(scale) or scale < 1:
         problems.append(f'{where}: scale must be an integer >= 1, got {scale!r}')
         scale = None
     gt_size = ds.get('gt_size')
     if gt_size is None:
         problems.append(f'{where}: gt_size (the training crop) is required, e.g. gt_size: 128')
-    elif not _is_int(gt_size) or gt_size < 1:
+    elif not is_int(gt_size) or gt_size < 1:
         problems.append(f'{where}: gt_size must be a positive integer, got {gt_size!r}')
     elif scale and gt_size % scale:
         problems.append(f'{where}: gt_size {gt_size} must be a multiple of scale {scale} (the lq crop is '
                         f'gt_size / scale), e.g. gt_size: {gt_size - gt_size % scale or scale}')
-    problems += _choice(ds, 'gray', GRAY_MODES, 'convert', where)
-    problems += _choice(ds, 'small_images', SMALL_MODES, 'error', where)
-    problems += _choice(ds, 'unpaired', UNPAIRED_MODES, 'error', where)
+    problems += choice_problems(ds, 'gray', GRAY_MODES, 'convert', where)
+    problems += choice_problems(ds, 'small_images', SMALL_MODES, 'error', where)
+    problems += choice_problems(ds, 'unpaired', UNPAIRED_MODES, 'error', where)
     specs = ds.get('sources')
     if not specs or not isinstance(specs, (list, tuple)):
         problems.append(f'{where}: sources must be a non-empty list of sources (see docs/datasets.md)')
@@ -127,7 +78,7 @@ def validation_dataset_problems(ds: dict, where: str, sources: bool = True) -> L
     """What is wrong with a TaskValidationDataset's options (``sources``: also its source options: synthesize,
     pairing, ...)."""
     problems = unknown_key_problems(ds, VALIDATION_KEYS, where)
-    problems += _choice(ds, 'gray', GRAY_MODES, 'convert', where)
+    problems += choice_problems(ds, 'gray', GRAY_MODES, 'convert', where)
     if sources:
         problems += [p for p in source_problems({k: v for k, v in ds.items() if k in SOURCE_KEYS}, where)
                      if p not in problems]
