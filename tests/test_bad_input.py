@@ -409,3 +409,15 @@ def test_auto_resume_refuses_a_changed_network_keeps_every_options_copy_and_exte
     assert len(copies) == 2 and copies[0] == 'run.yml' and sha256(copy) == saved  # each launch's copy kept
     with open(osp.join(exp, copies[1])) as f:
         assert yaml.safe_load(f)['train']['total_iter'] == 4
+
+
+def test_errors_from_dataloader_workers_are_reported_without_their_traceback():
+    from ndrsr.data.image_io import ImageReadError
+    from ndrsr.train import user_message
+    wrapped = ImageReadError('Caught ImageReadError in DataLoader worker process 0.\n'
+                             'Original Traceback (most recent call last):\n'
+                             '  File "x.py", line 1, in <module>\n'
+                             'ndrsr.data.image_io.ImageReadError: /d/a.png: PNG stream has no IEND chunk (file '
+                             'truncated). Re-export it.\n')
+    assert user_message(wrapped) == '/d/a.png: PNG stream has no IEND chunk (file truncated). Re-export it.'
+    assert user_message(DataLayoutError('plain\nmessage')) == 'plain\nmessage'
