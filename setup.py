@@ -10,7 +10,6 @@ setup(
     packages=find_packages(include=['ndrsr', 'ndrsr.*']),
     # the shipped models (ndrsr.model_zoo): ndrsr/pretrained/<model>/{net_g.pth, net_degrad.pth, network_options.yml}
     package_data={'ndrsr': ['pretrained/*/*']},
-    include_package_data=True,
     python_requires='>=3.9',
     install_requires=[
         'basicsr>=1.4.2',
