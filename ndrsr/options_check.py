@@ -229,6 +229,14 @@ def _data_problems(opt: dict) -> List[str]:
     return problems
 
 
+def _python() -> str:
+    """The interpreter running now, as the user can type it (relative under the current directory, e.g.
+    .venv/bin/python)."""
+    import sys
+    exe = sys.executable or 'python'
+    return osp.relpath(exe) if exe.startswith(os.getcwd() + os.sep) else exe
+
+
 def validate_options(opt: dict, is_train: bool = True, opt_path: str = 'the options', data: bool = True) -> None:
     """Raise :class:`~ndrsr.options_io.OptionsError` listing every problem of :func:`options_problems`."""
     problems = _static_problems(opt, is_train)
@@ -239,7 +247,7 @@ def validate_options(opt: dict, is_train: bool = True, opt_path: str = 'the opti
     if any(p.endswith(')') and '(used as datasets.' in p for p in data_problems):
         footer = ('Data sets: lay them out as docs/datasets.md describes, or fix the paths (relative paths are '
                   f'taken from the current directory, {os.getcwd()}). Then check every source with:\n'
-                  f'  python -m ndrsr.data.check -opt {opt_path}')
+                  f'  {_python()} -m ndrsr.data.check -opt {opt_path}')
     problems += data_problems
     raise OptionsError(problems, header=f'{opt_path}: {len(problems)} problem(s); nothing was run, created or '
                                         'changed:', footer=footer)
