@@ -1,15 +1,19 @@
-"""The embedded demo: train a small NDR-Restore on photos that ship with
-scikit-image, degraded on the fly (noise, rain, haze), then show what it learnt.
+"""The embedded demo: restore degraded photos with the model that ships with ndrsr, then
+fine-tune it for a few minutes through the real training pipeline and show both.
 
     python -m ndrsr.cli.demo [-opt options/train_demo.yml] [--skip-train]     (what scripts/demo.sh runs)
 
-1. exports scikit-image's bundled colour photos to ``datasets/demo/{train,val}``
+1. exports scikit-image's bundled natural colour photos to ``datasets/demo/{train,val}``
    (no download: they are files inside the scikit-image wheel);
-2. runs the real training pipeline, ``python ndrsr/train.py -opt options/train_demo.yml``;
-3. restores each validation set with the trained network and writes, in
-   ``results/<name>/``: ``comparison.png`` (a row per task: degraded / restored /
-   clean, PSNR printed on each), ``metrics.md`` and ``metrics.csv`` (PSNR/SSIM of
-   the degraded input and of the restored output, per task and on average).
+2. degrades the validation photos (noise sigma 25, rain, haze; seeded per image) and
+   restores them with the shipped model (``ndrsr.model_zoo``, model ``small``);
+3. fine-tunes that model on the training photos with the real training pipeline,
+   ``python ndrsr/train.py -opt options/train_demo.yml`` (NDR-Restore + NDR-Degrad,
+   bidirectional, a few hundred iterations on the CPU);
+4. writes, in ``results/<name>/``: ``comparison.png`` (a row per task: degraded /
+   shipped model / fine-tuned / clean, PSNR printed on each), ``metrics.md`` and
+   ``metrics.csv`` (PSNR/SSIM of the degraded input, the shipped model and the
+   fine-tuned model, per task and on average).
 """
 from __future__ import annotations
 
@@ -20,14 +24,14 @@ import subprocess
 import sys
 import time
 from os import path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir))  # the repository
-# scikit-image's bundled colour photos (files inside the wheel, not fetched).
-TRAIN_PHOTOS = ('astronaut.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png', 'ihc.png', 'hubble_deep_field.jpg')
+# scikit-image's bundled natural colour photos (files inside the wheel, not fetched).
+TRAIN_PHOTOS = ('astronaut.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png')
 VAL_PHOTOS = ('chelsea.png', 'motorcycle_right.png')
 
 
@@ -37,13 +41,17 @@ VAL_MAX_SIDE = 256  # validation photos are down-scaled (area) so CPU validation
 def export_photos(dest: str) -> Dict[str, List[str]]:
     """Copy the bundled photos into ``dest/train`` and ``dest/val`` (PNG). Idempotent.
 
-    Validation photos are down-scaled to at most ``VAL_MAX_SIDE`` pixels.
+    Validation photos are down-scaled to at most ``VAL_MAX_SIDE`` pixels. Files of
+    an older demo that are no longer in the lists are removed from ``dest``.
     """
     import skimage
     src_dir = osp.join(osp.dirname(skimage.__file__), 'data')
     written = {}
     for split, names in (('train', TRAIN_PHOTOS), ('val', VAL_PHOTOS)):
         os.makedirs(osp.join(dest, split), exist_ok=True)
+        wanted = {osp.splitext(n)[0] + '.png' for n in names}
+        for stale in set(os.listdir(osp.join(dest, split))) - wanted:
+            os.remove(osp.join(dest, split, stale))
         written[split] = []
         for name in names:
             out = osp.join(dest, split, osp.splitext(name)[0] + '.png')
@@ -77,26 +85,32 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def evaluate_and_show(opt_path: str, out_dir: str) -> List[dict]:
-    """Restore every validation set of the options with the trained network; write the picture and tables."""
+COLUMNS = ('degraded', 'shipped', 'fine-tuned')
+
+
+def _psnr_ssim(img: np.ndarray, gt: np.ndarray):
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+    return calculate_psnr(img, gt, 0), calculate_ssim(img, gt, 0)
+
+
+def evaluate_and_show(opt_path: str, out_dir: str, finetuned: Optional[str]) -> List[dict]:
+    """Restore every validation set of the options with the shipped model and the fine-tuned one
+    (when ``finetuned`` is a checkpoint); write the picture and the tables."""
     import ndrsr  # noqa: F401  (import aliases and registries before basicsr.data)
     import torch
-    import yaml
-    from basicsr.archs import build_network
     from basicsr.data import build_dataset
-    from basicsr.metrics import calculate_psnr, calculate_ssim
     from basicsr.utils import tensor2img
 
-    from ndrsr.archs.fast_path import prepare_for_inference
-    from ndrsr.checkpoint import load_checkpoint
+    from ndrsr.model_zoo import DEFAULT_MODEL, resolve_model
+    from ndrsr.options_io import load_options_file
+    from ndrsr.tiling import tile_forward
+    from ndrsr.weights import load_restore_network
 
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
-    weights = osp.join(ROOT, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
-    ckpt = load_checkpoint(weights)
-    net = build_network(dict(opt['network_g']))
-    net.load_state_dict(ckpt.get('params_ema', ckpt['params']))
-    net = prepare_for_inference(net.eval())
+    opt = load_options_file(opt_path)
+    shipped = resolve_model(DEFAULT_MODEL)
+    nets = {'shipped': load_restore_network(shipped.restore)}
+    if finetuned:
+        nets['fine-tuned'] = load_restore_network(finetuned, opt_path)
     scale = opt.get('scale', 1)
     rows, tiles = [], []
     for key, dopt in opt['datasets'].items():
@@ -104,31 +118,32 @@ def evaluate_and_show(opt_path: str, out_dir: str) -> List[dict]:
             continue
         dopt = dict(dopt, phase='val', scale=scale)
         dataset = build_dataset(dopt)
-        sums = dict(psnr_in=0.0, ssim_in=0.0, psnr_out=0.0, ssim_out=0.0)
+        sums: Dict[str, float] = {}
         for i in range(len(dataset)):
             item = dataset[i]
-            with torch.inference_mode():
-                out = net(item['lq'][None])
             lq = item['lq'][None]
-            if scale > 1:
-                lq = torch.nn.functional.interpolate(lq, scale_factor=scale, mode='bicubic', align_corners=False)
-            imgs = [tensor2img([t.cpu()]) for t in (lq, out, item['gt'][None])]
-            p_in, p_out = calculate_psnr(imgs[0], imgs[2], 0), calculate_psnr(imgs[1], imgs[2], 0)
-            sums['psnr_in'] += p_in
-            sums['psnr_out'] += p_out
-            sums['ssim_in'] += calculate_ssim(imgs[0], imgs[2], 0)
-            sums['ssim_out'] += calculate_ssim(imgs[1], imgs[2], 0)
+            imgs = {'degraded': tensor2img([lq]), 'clean': tensor2img([item['gt'][None]])}
+            with torch.no_grad():
+                for name, net in nets.items():
+                    imgs[name] = tensor2img([tile_forward(net, lq)])
+            scores = {}
+            for name in COLUMNS:
+                if name in imgs:
+                    scores[name] = _psnr_ssim(imgs[name], imgs['clean'])
+                    sums[f'psnr_{name}'] = sums.get(f'psnr_{name}', 0.0) + scores[name][0]
+                    sums[f'ssim_{name}'] = sums.get(f'ssim_{name}', 0.0) + scores[name][1]
             if i == 0:
                 task = item.get('task', dopt['name'])
-                tiles.append(np.concatenate([_label(imgs[0], f'{task}: degraded {p_in:.2f} dB'),
-                                             _label(imgs[1], f'restored {p_out:.2f} dB'),
-                                             _label(imgs[2], 'clean')], axis=1))
+                row = [_label(imgs['degraded'], f"{task}: degraded {scores['degraded'][0]:.2f} dB")]
+                row += [_label(imgs[n], f'{n} {scores[n][0]:.2f} dB') for n in COLUMNS[1:] if n in imgs]
+                row.append(_label(imgs['clean'], 'clean'))
+                tiles.append(np.concatenate(row, axis=1))
         n = max(len(dataset), 1)
         rows.append(dict(task=dopt['name'], images=len(dataset), **{k: v / n for k, v in sums.items()}))
+    keys = [k for k in rows[0] if k not in ('task', 'images')] if rows else []
     if rows:
         rows.append(dict(task='average', images=sum(r['images'] for r in rows),
-                         **{k: float(np.mean([r[k] for r in rows])) for k in ('psnr_in', 'ssim_in', 'psnr_out',
-                                                                                 'ssim_out')}))
+                         **{k: float(np.mean([r[k] for r in rows])) for k in keys}))
     os.makedirs(out_dir, exist_ok=True)
     width = max(t.shape[1] for t in tiles)
     tiles = [cv2.copyMakeBorder(t, 0, 4, 0, width - t.shape[1], cv2.BORDER_CONSTANT, value=0) for t in tiles]
@@ -137,34 +152,38 @@ def evaluate_and_show(opt_path: str, out_dir: str) -> List[dict]:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    present = [c for c in COLUMNS if f'psnr_{c}' in keys]
     with open(osp.join(out_dir, 'metrics.md'), 'w') as f:
-        f.write(f'Weights: {osp.relpath(weights, ROOT)} (params_ema if present)\n\n')
-        f.write('| task | images | PSNR degraded | PSNR restored | gain | SSIM degraded | SSIM restored |\n')
-        f.write('|---|---:|---:|---:|---:|---:|---:|\n')
+        f.write(f'Shipped model: {osp.relpath(shipped.restore, ROOT)}'
+                + (f'; fine-tuned: {osp.relpath(finetuned, ROOT)} (params_ema)' if finetuned else '') + '\n\n')
+        f.write('| task | images | ' + ' | '.join(f'PSNR {c}' for c in present) + ' | '
+                + ' | '.join(f'SSIM {c}' for c in present) + ' |\n')
+        f.write('|---|---:|' + '---:|' * (2 * len(present)) + '\n')
         for r in rows:
-            f.write(f"| {r['task']} | {r['images']} | {r['psnr_in']:.2f} | {r['psnr_out']:.2f} | "
-                    f"{r['psnr_out'] - r['psnr_in']:+.2f} | {r['ssim_in']:.4f} | {r['ssim_out']:.4f} |\n")
+            f.write(f"| {r['task']} | {r['images']} | " + ' | '.join(f"{r[f'psnr_{c}']:.2f}" for c in present) + ' | '
+                    + ' | '.join(f"{r[f'ssim_{c}']:.4f}" for c in present) + ' |\n')
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m ndrsr.cli.demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', default=osp.join(ROOT, 'options', 'train_demo.yml'))
-    parser.add_argument('--skip-train', action='store_true', help='only evaluate the existing demo weights')
+    parser.add_argument('--skip-train', action='store_true',
+                        help='no fine-tuning: show the shipped model (and an earlier fine-tuning, if any)')
     args = parser.parse_args(argv)
     from ndrsr.allocator import retain_freed_memory
     retain_freed_memory()  # see ndrsr/allocator.py
-    import yaml
-    with open(args.opt) as f:
-        name = yaml.safe_load(f)['name']
+    from ndrsr.options_io import load_options_file
+    name = load_options_file(args.opt)['name']
     export_photos(osp.join(ROOT, 'datasets', 'demo'))
     seconds = None if args.skip_train else run_training(args.opt)
+    finetuned = osp.join(ROOT, 'experiments', name, 'models', 'net_g_latest.pth')
     out_dir = osp.join(ROOT, 'results', name)
-    rows = evaluate_and_show(args.opt, out_dir)
+    rows = evaluate_and_show(args.opt, out_dir, finetuned if osp.isfile(finetuned) else None)
     with open(osp.join(out_dir, 'metrics.md')) as f:
         print(f.read())
     if seconds is not None:
-        print(f'training wall time: {seconds / 60:.1f} min')
+        print(f'fine-tuning wall time: {seconds / 60:.1f} min')
     print(f'wrote {osp.join(out_dir, "comparison.png")}, metrics.md, metrics.csv')
     return 0 if rows else 1
 
