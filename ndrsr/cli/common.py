@@ -260,6 +260,35 @@ def describe_failure(err: BaseException) -> str:
     return f'{err.__class__.__name__}: {err}'
 
 
+def process_each(paths: Sequence[str], work: Callable[[str], bool], progress: 'Progress',
+                 folder: 'OutputFolder', policy: 'OutputPolicy') -> Tuple[int, List[Tuple[str, str]]]:
+    """Run ``work(path)`` on every path; one bad image does not stop the others.
+
+    ``work`` returns whether it wrote an output. A :class:`UsageError` stops the run;
+    any other error is recorded (and printed above the progress bar) as a failure of
+    that image. The progress bar and ``folder`` are closed and ``policy`` reports the
+    kept files whatever happens. Returns (images written, [(path, why)] failures).
+    """
+    failures: List[Tuple[str, str]] = []
+    written = 0
+    try:
+        for path in paths:
+            try:
+                written += bool(work(path))
+            except UsageError:
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
+                failures.append((path, describe_failure(err)))
+                why = failures[-1][1]
+                progress.write(f'FAILED {why}' if why.startswith(path) else f'FAILED {path}: {why}')
+            progress.image_done(osp.basename(path))
+    finally:
+        progress.close()
+        folder.close()
+    policy.report()
+    return written, failures
+
+
 def report_failures(failures: Sequence[Tuple[str, str]]) -> int:
     """Print the failed images to stderr; the exit status: 1 if any failed, else 0."""
     if not failures:

@@ -27,9 +27,9 @@ import sys
 import time
 from collections import Counter
 from os import path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
-from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, UsageError,
+from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, UsageError, process_each,
                               add_model_arguments, add_output_arguments, add_runtime_arguments, check_output_folder,
                               check_writable, cli_main, collect_inputs, describe_failure, model_weights,
                               report_failures, safe_output_path)
@@ -126,27 +126,17 @@ def run(args) -> int:
         raise UsageError(f'--like {like[0]}: {describe_failure(err)}') from None
     del restore_net
     folder = OutputFolder(args.output)  # created by the first image written
-    failures: List[Tuple[str, str]] = []
-    written = 0
     start = time.time()
+
+    def work(path: str) -> bool:
+        out_path = safe_output_path(out_paths[path], inputs_real)
+        if not policy.claim(out_path):
+            return False
+        degrade_one(degrad_net, us, path, out_path, args, progress)
+        return True
+
     progress = Progress(len(todo), enabled=not args.quiet)
-    try:
-        for path in todo:
-            try:
-                out_path = safe_output_path(out_paths[path], inputs_real)
-                if policy.claim(out_path):
-                    degrade_one(degrad_net, us, path, out_path, args, progress)
-                    written += 1
-            except UsageError:
-                raise
-            except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
-                failures.append((path, describe_failure(err)))
-                progress.write(f'FAILED {path}: {failures[-1][1]}')
-            progress.image_done(osp.basename(path))
-    finally:
-        progress.close()
-        folder.close()
-    policy.report()
+    written, failures = process_each(todo, work, progress, folder, policy)
     where = args.output if written else f'{args.output} (nothing written)'
     print(f'degraded {written}/{len(todo)} images like {like[0]} into {where} in {time.time() - start:.1f} s '
           f'(fit {args.fit}).')

@@ -20,12 +20,12 @@ import argparse
 import sys
 import time
 from os import path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, UsageError,
-                              add_model_arguments, add_output_arguments, add_runtime_arguments, check_output_folder,
-                              check_output_names, check_writable, cli_main, collect_inputs, describe_failure,
-                              model_weights, output_name, report_failures, safe_output_path)
+from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, add_model_arguments,
+                              add_output_arguments, add_runtime_arguments, check_output_folder, check_output_names,
+                              check_writable, cli_main, collect_inputs, model_weights, output_name, process_each,
+                              report_failures, safe_output_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,27 +120,14 @@ def run(args) -> int:
     net = load_restore_network(weights, args.opt, device, args.upscale)
     folder = OutputFolder(args.output)  # created by the first image written
     inputs_real = {osp.realpath(p) for p in inputs}
-    failures: List[Tuple[str, str]] = []
-    written = 0
     start = time.time()
+
+    def work(path: str) -> bool:
+        with torch.no_grad():  # scoped: a caller's (or a test session's) grad mode is left as it was
+            return restore_one(net, path, args.output, args, device, inputs_real, progress, policy) is not None
+
     progress = Progress(len(todo), enabled=not args.quiet)
-    try:
-        for path in todo:
-            try:
-                with torch.no_grad():  # scoped: a caller's (or a test session's) grad mode is left as it was
-                    written += restore_one(net, path, args.output, args, device, inputs_real, progress,
-                                           policy) is not None
-            except UsageError:
-                raise
-            except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
-                failures.append((path, describe_failure(err)))
-                why = failures[-1][1]
-                progress.write(f'FAILED {why}' if why.startswith(path) else f'FAILED {path}: {why}')
-            progress.image_done(osp.basename(path))
-    finally:
-        progress.close()
-        folder.close()
-    policy.report()
+    written, failures = process_each(todo, work, progress, folder, policy)
     where = args.output if written else f'{args.output} (nothing written)'
     print(f'restored {written}/{len(todo)} images into {where} in {time.time() - start:.1f} s '
           f'(device {device}, precision {args.precision}, tile {args.tile or "auto"}).')
