@@ -35,11 +35,12 @@ import numpy as np  # noqa: E402
 import ndrsr  # noqa: E402,F401  (before basicsr: compatibility aliases)
 from basicsr.metrics import calculate_psnr  # noqa: E402
 from ndrsr.data.degradations import apply_synthesis, parse_synthesis  # noqa: E402
+from ndrsr.data.image_io import IMAGE_EXTENSIONS  # noqa: E402
 from ndrsr.data.pairing import read_meta_info  # noqa: E402
 from ndrsr.data.task_val_dataset import image_seed  # noqa: E402
 from ndrsr.options_io import load_options_file  # noqa: E402
 
-IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+IMG_EXT = IMAGE_EXTENSIONS
 
 
 def read(path: str) -> np.ndarray:
