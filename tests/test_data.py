@@ -564,3 +564,68 @@ def test_haze_tint_gives_a_coloured_airlight():
         img, np.random.default_rng(2))
     assert np.ptp(grey.mean(axis=(0, 1))) < 1e-6  # grey airlight: channels equal
     assert np.ptp(tinted.mean(axis=(0, 1))) > 0.01
+
+
+TONE = {'type': 'tone', 'contrast': [0.6, 0.8], 'brightness': [0.1, 0.2], 'gamma': [0.7, 0.9],
+        'saturation': [0.5, 0.7], 'gain': 0.08}
+
+
+def test_tone_changes_the_photo_itself_gt_and_lq_alike(tmp_path):
+    """[tone, clean]: a flatter, brighter photo that is its own target; [tone, noise]: noise on that photo."""
+    from ndrsr.data.degradations import adjust_tone
+    img = smooth_image(40, 44, 3).astype(np.float32) / 255.
+    flat = adjust_tone(img, contrast=0.6, brightness=0.15)
+    assert flat.std() < 0.7 * img.std() and flat.mean() > img.mean() + 0.1
+    assert np.array_equal(adjust_tone(img), img)  # the defaults change nothing
+    grey = adjust_tone(img, saturation=0.0)
+    assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() < 1e-6
+    clean = make_clean(tmp_path / 'bsd', n=2, h=40, w=44)
+    ds = build_dataset(train_opt([{'name': 'toned', 'task': 'clean', 'dataroot_gt': clean,
+                                   'synthesize': [TONE, 'clean']}]))
+    plain = build_dataset(train_opt([{'name': 'plain', 'task': 'clean', 'dataroot_gt': clean,
+                                      'synthesize': ['clean']}]))
+    for toned, ref in zip(samples(ds, seed=3), samples(plain, seed=3)):
+        assert torch.equal(toned['lq'], toned['gt']) and toned['task'] == 'clean'
+        assert toned['gt'].std() < 0.85 * ref['gt'].std() and toned['gt'].mean() > ref['gt'].mean() + 0.05
+    noisy = build_dataset(train_opt([{'name': 'n', 'task': 'noise', 'dataroot_gt': clean,
+                                      'synthesize': [TONE, 'noise25']}]))
+    s = samples(noisy, 1, seed=4)[0]
+    assert abs(float((s['lq'] - s['gt']).std()) * 255 - 25) < 5  # the noise is added to the toned gt
+    # validation: fixed per image, gt toned too
+    val = dict(name='v', type='TaskValidationDataset', phase='val', dataroot_gt=clean, synthesize=[TONE, 'clean'],
+               io_backend={'type': 'disk'}, scale=1)
+    a, b = build_dataset(val)[0], build_dataset(val)[0]
+    assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], a['gt'])
+    assert not torch.equal(a['gt'], build_dataset(dict(val, synthesize=['clean']))[0]['gt'])
+
+
+def test_tone_on_a_real_pair_changes_both_images_the_same_way():
+    from ndrsr.data.degradations import adjust_tone, synthesize_pair
+    gt = smooth_image(32, 32, 1).astype(np.float32) / 255.
+    lq = smooth_image(32, 32, 2).astype(np.float32) / 255.
+    steps = parse_synthesis([TONE, 'clean'])
+    new_gt, new_lq = synthesize_pair(gt, lq, steps, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    c, br, g, s = (rng.uniform(*TONE[k]) for k in ('contrast', 'brightness', 'gamma', 'saturation'))
+    gains = rng.uniform(-0.08, 0.08, size=3)
+    assert np.allclose(new_gt, adjust_tone(gt, c, br, g, s, gains), atol=1e-6)
+    assert np.allclose(new_lq, adjust_tone(lq, c, br, g, s, gains), atol=1e-6)
+
+
+def test_tone_must_lead_and_needs_a_degradation():
+    with pytest.raises(ValueError, match='before every degradation'):
+        parse_synthesis(['noise', TONE])
+    with pytest.raises(ValueError, match='degrades nothing'):
+        parse_synthesis([TONE])
+    with pytest.raises(ValueError, match='unknown keys'):
+        parse_synthesis([{'type': 'tone', 'sigma': 3}, 'clean'])
+    assert synthesis_task(parse_synthesis(['tone', 'haze'])) == 'haze'
+
+
+def test_sources_without_tone_give_the_samples_they_gave_before(tmp_path):
+    """The pair-aware synthesis applies degradations to the gt crop exactly as apply_synthesis did."""
+    from ndrsr.data.degradations import synthesize_pair
+    img = smooth_image(40, 44, 5).astype(np.float32) / 255.
+    steps = parse_synthesis(['noise', 'rain', 'haze'])
+    gt, lq = synthesize_pair(img, None, steps, np.random.default_rng(11))
+    assert gt is img and np.array_equal(lq, apply_synthesis(img, steps, np.random.default_rng(11)))

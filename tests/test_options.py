@@ -32,6 +32,9 @@ def _write(path, size=(136, 144), seed=0):
     cv2.imwrite(path, img)
 
 
+SHARED_SIZE = (104, 112)  # above the recipes' largest crop (96)
+
+
 def _write_shared_tree(shared, splits_dir):
     """../shared/data as the project's own recipes see it (options/train_small_all_in_one.yml): the names of the
     split lists, the real pairing conventions, tiny random images."""
@@ -45,20 +48,20 @@ def _write_shared_tree(shared, splits_dir):
         names += f.read().split()
     t = f'{shared}/data/train'
     for i, name in enumerate(names):
-        _write(f'{t}/noise/gt/{name}', size=(72, 80), seed=i)
+        _write(f'{t}/noise/gt/{name}', size=SHARED_SIZE, seed=i)
     for i in range(1, 10):
-        _write(f'{t}/rain/lq/{i:03d}.png', size=(72, 80), seed=i)
-        _write(f'{t}/rain/gt/{i:03d}.png', size=(72, 80), seed=20 + i)
+        _write(f'{t}/rain/lq/{i:03d}.png', size=SHARED_SIZE, seed=i)
+        _write(f'{t}/rain/gt/{i:03d}.png', size=SHARED_SIZE, seed=20 + i)
     for scene in (1, 2):
-        _write(f'{t}/haze/gt/{scene}.png', size=(72, 80), seed=scene)
-        _write(f'{t}/haze/lq/{scene}_1_0.9.png', size=(72, 80), seed=10 + scene)
-    _write(f'{shared}/data/kodak24/gt/kodim01.png', size=(72, 80))
-    _write(f'{shared}/data/samples_rain/lq/rain-1.png', size=(72, 80))
-    _write(f'{shared}/data/samples_rain/gt/norain-1.png', size=(72, 80), seed=1)
-    _write(f'{shared}/data/samples_haze/lq/0001_0.8_0.2.jpg', size=(72, 80))
-    _write(f'{shared}/data/samples_haze/gt/0001.png', size=(72, 80), seed=1)
-    _write(f'{shared}/data/real_noise/lq/photo.png', size=(72, 80))
-    _write(f'{shared}/data/real_rain/lq/001.png', size=(72, 80))
+        _write(f'{t}/haze/gt/{scene}.png', size=SHARED_SIZE, seed=scene)
+        _write(f'{t}/haze/lq/{scene}_1_0.9.png', size=SHARED_SIZE, seed=10 + scene)
+    _write(f'{shared}/data/kodak24/gt/kodim01.png', size=SHARED_SIZE)
+    _write(f'{shared}/data/samples_rain/lq/rain-1.png', size=SHARED_SIZE)
+    _write(f'{shared}/data/samples_rain/gt/norain-1.png', size=SHARED_SIZE, seed=1)
+    _write(f'{shared}/data/samples_haze/lq/0001_0.8_0.2.jpg', size=SHARED_SIZE)
+    _write(f'{shared}/data/samples_haze/gt/0001.png', size=SHARED_SIZE, seed=1)
+    _write(f'{shared}/data/real_noise/lq/photo.png', size=SHARED_SIZE)
+    _write(f'{shared}/data/real_rain/lq/001.png', size=SHARED_SIZE)
 
 
 @pytest.fixture(scope='module')

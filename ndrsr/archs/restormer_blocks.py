@@ -126,7 +126,7 @@ class FastTransposedAttention(TransposedAttention):
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, c, h, w = x.shape
         qkv = nhwc(self.qkv_dwconv(self.qkv(to_channels_last(x)))).reshape(b, h * w, 3 * c)
-        q, k, v = qkv[..., :c], qkv[..., c:2 * c], qkv[..., 2 * c:]
+        q, k, v = qkv.split(c, dim=-1)  # split, not slicing: its backward is one cat, not a zero-fill per slice
         attn = self.attention_maps(q, k)  # (B, heads, ch, ch)
         ch = c // self.heads
         # proj(attn @ v) = (W_proj blockdiag(attn)) v: one (C, C) matrix per image.
@@ -171,7 +171,7 @@ class FastGatedFeedForward(GatedFeedForward):
         b, c, h, w = x.shape
         y = self.dwconv(self.project_in(to_channels_last(x)))
         hidden = y.shape[1] // 2
-        gate, value = y[:, :hidden], y[:, hidden:]
+        gate, value = y.split(hidden, dim=1)  # split, not slicing: one cat in backward, not a zero-fill per half
         g = F.gelu(gate)
         g = g.mul_(value) if not torch.is_grad_enabled() else g * value
         g = nhwc(to_channels_last(g)).reshape(b * h * w, hidden)

@@ -9,13 +9,19 @@ The synthesis options (``synthesize: [...]`` of a source) are parsed by
 :func:`parse_synthesis` into :class:`SynthStep` objects and applied in order by
 :func:`apply_synthesis`; ``[noise, down2]`` adds noise then down-scales,
 ``[down2, noise]`` gives a noisy low-resolution image.
+
+``tone`` steps are different: they change the *scene* (the clean photo itself,
+gt and lq alike) before any degradation, e.g. ``[tone, clean]`` gives low-contrast,
+bright or colour-balanced clean photos that must come out unchanged, and
+``[tone, haze]`` hazes such a photo. They may only lead a list
+(:func:`split_scene_steps`, :func:`synthesize_pair`).
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -25,6 +31,7 @@ NOISE_SIGMAS = (15, 25, 50)
 RAIN_DEFAULTS = dict(density=(0.002, 0.006), length=(10, 30), angle=(-25, 25), intensity=(0.5, 0.9), width=0.75,
                      blur=0.0)
 HAZE_DEFAULTS = dict(beta=(0.6, 1.8), airlight=(0.7, 1.0), tint=0.0)
+TONE_DEFAULTS = dict(contrast=1.0, brightness=0.0, gamma=1.0, saturation=1.0, gain=0.0)
 # Parameters added after the first release of the synthesis: at their defaults they draw nothing from the
 # generator, so older options reproduce their samples exactly.
 
@@ -170,6 +177,37 @@ def add_haze(img: np.ndarray, beta: float, airlight, depth: np.ndarray) -> np.nd
     return np.clip(img * t + a * (1 - t), 0, 1).astype(np.float32)
 
 
+def adjust_tone(img: np.ndarray, contrast: float = 1.0, brightness: float = 0.0, gamma: float = 1.0,
+                saturation: float = 1.0, gain=0.0) -> np.ndarray:
+    """Photometric variation of a clean photo (an ordinary photo, not a degradation).
+
+    ``out = clip(((img ** gamma) - m) * contrast + m + brightness)`` with m the image mean, then the
+    saturation is scaled around the per-pixel grey and each channel multiplied by ``1 + gain_c``.
+
+    Args:
+        img: (H, W, C) float32 in [0, 1].
+        contrast: global contrast factor (< 1: flatter, misty-looking photos).
+        brightness: added offset.
+        gamma: exponent (< 1 brightens the shadows).
+        saturation: colour saturation factor (0: grey).
+        gain: a number or one value per channel: colour balance (warm/cool photos).
+
+    Returns:
+        (H, W, C) float32 in [0, 1].
+    """
+    out = np.power(np.clip(img, 0, 1), np.float32(gamma)) if gamma != 1.0 else img.astype(np.float32)
+    if contrast != 1.0 or brightness != 0.0:
+        m = np.float32(out.mean())
+        out = (out - m) * np.float32(contrast) + m + np.float32(brightness)
+    if saturation != 1.0 and out.shape[2] > 1:
+        grey = out.mean(axis=2, keepdims=True)
+        out = grey + (out - grey) * np.float32(saturation)
+    g = np.asarray(gain, dtype=np.float32).reshape(-1)
+    if np.any(g != 0):
+        out = out * (1 + g)[None, None, :]
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- options -> steps
 def _draw(value, rng: np.random.Generator) -> float:
     """A scalar stays; a two-element [lo, hi] is drawn uniformly."""
@@ -183,10 +221,13 @@ class SynthStep:
     """One synthesis step parsed from the options.
 
     Attributes:
-        kind: 'noise', 'rain', 'haze', 'down', 'downup' or 'clean' (lq = gt).
+        kind: 'noise', 'rain', 'haze', 'down', 'downup', 'clean' (lq = gt) or
+            'tone' (a scene step: changes the clean photo itself, see :func:`synthesize_pair`).
         params: noise: sigma (list of choices); rain: density, length, angle,
             intensity, width, blur; haze: beta, airlight, tint (per-channel
             airlight jitter: each channel gets airlight + U(-tint, tint));
+            tone: contrast, brightness, gamma, saturation, gain (per-channel
+            colour-balance jitter: each channel is multiplied by 1 + U(-gain, gain));
             down/downup: scale. Ranges are [lo, hi] (uniform), scalars are fixed.
     """
     kind: str
@@ -200,6 +241,11 @@ class SynthStep:
     @property
     def task(self) -> str:
         return 'sr' if self.kind in ('down', 'downup') else self.kind
+
+    @property
+    def is_scene(self) -> bool:
+        """True for steps that change the clean photo itself (gt and lq), not only lq."""
+        return self.kind == 'tone'
 
     def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(H, W, C) float32 in [0, 1] -> degraded (H / scale, W / scale, C)."""
@@ -219,6 +265,11 @@ class SynthStep:
             return add_haze(img, beta, airlight, depth_proxy(img, rng))
         if self.kind == 'clean':
             return img
+        if self.kind == 'tone':
+            tone = [_draw(p[k], rng) for k in ('contrast', 'brightness', 'gamma', 'saturation')]
+            gain = _draw(p['gain'], rng)
+            gains = rng.uniform(-gain, gain, size=img.shape[2]) if gain > 0 else 0.0
+            return adjust_tone(img, *tone, gain=gains)
         if self.kind == 'down':
             return bicubic_down(img, int(p['scale']))
         if self.kind == 'downup':
@@ -233,12 +284,13 @@ _STEP_KEYS = {
     'down': {'scale'},
     'downup': {'scale'},
     'clean': set(),
+    'tone': set(TONE_DEFAULTS),
 }
 
 
 def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
     if isinstance(spec, str):
-        m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze|clean)', spec.strip().lower())
+        m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze|clean|tone)', spec.strip().lower())
         if m is None:
             raise ValueError(f"{where}: unknown synthesis step {spec!r}; use noise, noise25 (fixed sigma), rain, haze, "
                              "clean, down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
@@ -266,8 +318,8 @@ def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
         params['sigma'] = [float(s) for s in (sigma if isinstance(sigma, (list, tuple)) else [sigma])]
         if not params['sigma'] or any(s < 0 for s in params['sigma']):
             raise ValueError(f'{where}: noise sigma must be a non-negative number or a list of them, got {sigma!r}.')
-    elif kind in ('rain', 'haze'):
-        defaults = RAIN_DEFAULTS if kind == 'rain' else HAZE_DEFAULTS
+    elif kind in ('rain', 'haze', 'tone'):
+        defaults = {'rain': RAIN_DEFAULTS, 'haze': HAZE_DEFAULTS, 'tone': TONE_DEFAULTS}[kind]
         for key, default in defaults.items():
             value = params.get(key, default)
             if isinstance(value, (list, tuple)) and (len(value) != 2 or value[0] > value[1]):
@@ -287,7 +339,8 @@ def parse_synthesis(spec: Union[None, str, dict, Sequence], where: str = 'synthe
 
     Step names: ``noise`` (sigma drawn from 15/25/50), ``noiseN`` (fixed sigma N),
     ``rain``, ``haze``, ``clean`` (lq = gt: teaches the network to leave clean
-    photos alone), ``downN`` (bicubic N x down), ``downupN`` (down then up);
+    photos alone), ``tone`` (a leading scene step: contrast, brightness, gamma, saturation, gain
+    of the clean photo itself), ``downN`` (bicubic N x down), ``downupN`` (down then up);
     or dicts ``{type: noise, sigma: [15, 25, 50]}``, ``{type: rain, density: [lo, hi],
     length: .., angle: .., intensity: .., width: .., blur: ..}``, ``{type: haze, beta: .., airlight: ..,
     tint: ..}``,
@@ -297,14 +350,53 @@ def parse_synthesis(spec: Union[None, str, dict, Sequence], where: str = 'synthe
         return []
     if isinstance(spec, (str, dict)):
         spec = [spec]
-    return [_parse_step(s, where) for s in spec]
+    steps = [_parse_step(s, where) for s in spec]
+    kinds = [s.is_scene for s in steps]
+    if any(later and not earlier for earlier, later in zip(kinds, kinds[1:])):
+        raise ValueError(f'{where}: tone changes the clean photo itself, so it must come before every degradation '
+                         f'step, e.g. [tone, haze]; got {[s.kind for s in steps]}.')
+    if steps and all(kinds):
+        raise ValueError(f'{where}: tone alone degrades nothing; add a degradation after it, or [tone, clean] for '
+                         'photos that must come out unchanged.')
+    return steps
 
 
-def apply_synthesis(img: np.ndarray, steps: Sequence[SynthStep], rng: np.random.Generator) -> np.ndarray:
-    """Apply ``steps`` in order. (H, W, C) float32 [0, 1] -> (H / s, W / s, C), s = :func:`synthesis_scale`."""
-    for step in steps:
-        img = step.apply(img, rng)
-    return img
+def split_scene_steps(steps: Sequence[SynthStep]) -> Tuple[List[SynthStep], List[SynthStep]]:
+    """(scene steps, degradation steps): the leading ``tone`` steps and the rest."""
+    n = 0
+    while n < len(steps) and steps[n].is_scene:
+        n += 1
+    return list(steps[:n]), list(steps[n:])
+
+
+def synthesize_pair(gt: np.ndarray, lq: Optional[np.ndarray], steps: Sequence[SynthStep],
+                    rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """Apply ``steps`` to a sample: scene steps to the clean photo (and a real lq), then degradations to lq.
+
+    Args:
+        gt: (H, W, C) float32 in [0, 1], the clean photo.
+        lq: None for clean-only sources (lq starts as ``gt``); else the real degraded image,
+            (H / s0, W / s0, C) (s0: the pair's own scale), which gets the same scene change as gt
+            (the rng is replayed for it).
+        steps: parsed synthesis (:func:`parse_synthesis`).
+        rng: the sample's generator.
+
+    Returns:
+        (gt, lq): gt (H, W, C) and lq (H / s, W / s, C), s = s0 * :func:`synthesis_scale`.
+    """
+    scene, degradations = split_scene_steps(steps)
+    if scene:
+        state = rng.bit_generator.state
+        new_gt = apply_synthesis(np.ascontiguousarray(gt), scene, rng)
+        if lq is not None:
+            after = rng.bit_generator.state
+            rng.bit_generator.state = state
+            lq = apply_synthesis(np.ascontiguousarray(lq), scene, rng)
+            rng.bit_generator.state = after
+        gt = new_gt
+    if lq is None:
+        lq = gt
+    return gt, apply_synthesis(np.ascontiguousarray(lq), degradations, rng)
 
 
 def synthesis_scale(steps: Sequence[SynthStep]) -> int:
@@ -313,5 +405,12 @@ def synthesis_scale(steps: Sequence[SynthStep]) -> int:
 
 
 def synthesis_task(steps: Sequence[SynthStep]) -> str:
-    """Default task tag: the steps' tags joined by '+', e.g. 'noise+sr'."""
-    return '+'.join(s.task for s in steps)
+    """Default task tag: the degradation steps' tags joined by '+', e.g. 'noise+sr' (scene steps are not tasks)."""
+    return '+'.join(s.task for s in steps if not s.is_scene)
+
+
+def apply_synthesis(img: np.ndarray, steps: Sequence[SynthStep], rng: np.random.Generator) -> np.ndarray:
+    """Apply ``steps`` in order. (H, W, C) float32 [0, 1] -> (H / s, W / s, C), s = :func:`synthesis_scale`."""
+    for step in steps:
+        img = step.apply(img, rng)
+    return img

@@ -34,7 +34,7 @@ from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .degradations import apply_synthesis
+from .degradations import synthesize_pair
 from .image_io import GRAY_MODES, read_image
 from .pairing import DataLayoutError
 from .sources import Source, check_choice, check_pair_sizes, open_file_clients, parse_source, sampling_counts
@@ -137,7 +137,7 @@ class MixedDegradationDataset(data.Dataset):
             gt, lq = paired_random_crop(gt, gt, self.gt_size, 1, gt_path)
         if source.steps:
             rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))  # seeded by BasicSR's worker_init_fn
-            lq = apply_synthesis(np.ascontiguousarray(lq), source.steps, rng)
+            gt, lq = synthesize_pair(np.ascontiguousarray(gt), lq if source.paired else None, source.steps, rng)
         gt, lq = augment([np.ascontiguousarray(gt), np.ascontiguousarray(lq)], self.use_hflip, self.use_rot)
         gt, lq = img2tensor([gt, lq], bgr2rgb=True, float32=True)
         return {'lq': lq, 'gt': gt, 'lq_path': lq_path, 'gt_path': gt_path, 'task': source.task}

@@ -25,7 +25,7 @@ from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .degradations import apply_synthesis, synthesis_scale
+from .degradations import synthesis_scale, synthesize_pair
 from .image_io import GRAY_MODES, read_image
 from .pairing import DataLayoutError
 from .sources import SOURCE_KEYS, check_choice, check_pair_sizes, open_file_clients, parse_source
@@ -83,8 +83,9 @@ class TaskValidationDataset(data.Dataset):
         else:
             lq_path = gt_path
             gt = mod_crop(gt, self.scale)
-            lq, name = gt, gt_stem
+            lq, name = None, gt_stem
         if src.steps:
-            lq = apply_synthesis(np.ascontiguousarray(lq), src.steps, image_seed(name, self.seed))
+            gt, lq = synthesize_pair(np.ascontiguousarray(gt), lq, src.steps, image_seed(name, self.seed))
+        lq = gt if lq is None else lq
         gt, lq = img2tensor([np.ascontiguousarray(gt), np.ascontiguousarray(lq)], bgr2rgb=True, float32=True)
         return {'lq': lq, 'gt': gt, 'lq_path': lq_path, 'gt_path': gt_path, 'task': src.task}
