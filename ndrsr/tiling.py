@@ -317,6 +317,9 @@ def level_sizes(height: int, width: int, stride: int = STRIDE) -> List[Tuple[int
     return [(hp >> i, wp >> i) for i in range(3)]
 
 
+FIT_MODES = ('resize', 'mirror', 'mean')
+
+
 def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: str = 'resize',
                      stride: int = STRIDE) -> List[torch.Tensor]:
     """Fit recognised degradations [U1..U3] to an image of another size (H, W).
@@ -326,14 +329,19 @@ def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: 
     and for rain the streaks are stretched with the image).
     'mirror': the U_i are mirror-tiled (and cropped) to the target size, so
     the degradation keeps its scale (streak length, grain size) on a larger
-    image. Already matching sizes are returned unchanged. ``stride``: what the
-    networks pad to (``network_stride(net)``).
+    image. 'mean': each U_i is averaged over the image and spread over the
+    target (the kind and strength of the degradation without the layout of the
+    image it was recognised on: that image's scene does not show through).
+    Already matching sizes are returned unchanged ('resize', 'mirror').
+    ``stride``: what the networks pad to (``network_stride(net)``).
     """
-    if mode not in ('resize', 'mirror'):
-        raise _argument_error(f"fit mode must be 'resize' or 'mirror', got {mode!r}", 'mode')
+    if mode not in FIT_MODES:
+        raise _argument_error(f"fit mode must be one of {', '.join(FIT_MODES)}, got {mode!r}", 'mode')
     out = []
     for u, size in zip(us, level_sizes(height, width, stride)):
-        if tuple(u.shape[-2:]) == size:
+        if mode == 'mean':
+            out.append(u.mean(dim=(-2, -1), keepdim=True).expand(*u.shape[:-2], *size).contiguous())
+        elif tuple(u.shape[-2:]) == size:
             out.append(u)
         elif mode == 'resize':
             out.append(F.interpolate(u, size=size, mode='bilinear', align_corners=False))

@@ -75,3 +75,17 @@ def test_colour_shift_metric_is_registered_and_measures_the_cast():
     cast[..., 2] += 12
     assert calculate_metric({'img': img, 'img2': img}, {'type': 'calculate_colour_shift'}) == 0
     assert calculate_metric({'img': cast, 'img2': img}, {'type': 'calculate_colour_shift'}) == pytest.approx(12)
+
+
+def test_colour_cast_metric_ignores_brightness_and_measures_the_tint():
+    import numpy as np
+    from basicsr.metrics import calculate_metric
+    rng = np.random.default_rng(0)
+    img = rng.integers(40, 200, (8, 8, 3)).astype(np.uint8)
+    darker = img - np.uint8(30)
+    tinted = img.copy()
+    tinted[..., 2] += 12  # only one channel: mean change 4, cast 12 - 4 = 8
+    cast = {'type': 'calculate_colour_cast'}
+    assert calculate_metric({'img': darker, 'img2': img}, cast) == pytest.approx(0)
+    assert calculate_metric({'img': darker, 'img2': img}, {'type': 'calculate_colour_shift'}) == pytest.approx(30)
+    assert calculate_metric({'img': tinted, 'img2': img}, cast) == pytest.approx(8)

@@ -122,10 +122,16 @@ def test_tiled_recognise_and_degrade(released_nets):
     tiled = tile_degrade(degrad, clean, us, tile=32, overlap=8)
     assert tiled.shape == direct.shape and psnr(tiled, direct) > 40
     # another size: U's fitted to the clean image's padded level sizes
-    for mode in ('resize', 'mirror'):
+    for mode in ('resize', 'mirror', 'mean'):
         fitted = fit_degradations(us, 50, 37, mode)
         assert [tuple(u.shape[-2:]) for u in fitted] == level_sizes(50, 37)
         assert tile_degrade(degrad, smooth_image(50, 37), fitted).shape == (1, 3, 50, 37)
+    # mean: each U's average over the image, the same at every pixel, at any size (also the same size)
+    for size in ((50, 37), (44, 70)):
+        for u, f in zip(us, fit_degradations(us, *size, 'mean')):
+            assert torch.allclose(f, u.mean(dim=(-2, -1), keepdim=True).expand_as(f), atol=1e-7)
+    with pytest.raises(ValueError, match='resize, mirror, mean'):
+        fit_degradations(us, 50, 37, 'tile')
     with pytest.raises(ValueError, match='fit_degradations'):
         tile_degrade(degrad, smooth_image(50, 37), us)
 

@@ -18,7 +18,10 @@ Sizes: the U's live at DEGRADED's (padded) resolution. For a clean image of
 another size they are fitted with ``--fit resize`` (default; bilinear, the
 degradation's layout is stretched to the new image) or ``--fit mirror``
 (mirror-tiled/cropped: the degradation keeps its scale, e.g. rain-streak
-length). Large clean images are processed in tiles (``--tile``).
+length), and ``--fit mean`` averages each U over DEGRADED and spreads it
+evenly (whatever the sizes: the kind and strength of the degradation without
+DEGRADED's layout, so its scene cannot show through). Large clean images are
+processed in tiles (``--tile``).
 """
 from __future__ import annotations
 
@@ -46,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 'released one')
     parser.add_argument('--degrad-weights', help='NDR-Degrad checkpoint, if not beside --weights')
     parser.add_argument('--opt', help='BasicSR options YAML with network_g and network_degrad')
-    parser.add_argument('--fit', choices=['resize', 'mirror'], default='resize',
-                        help='how the degradation is fitted to a clean image of another size (default resize)')
+    parser.add_argument('--fit', choices=['resize', 'mirror', 'mean'], default='resize',
+                        help='how the degradation is fitted to the clean image: resize (default) or mirror its layout '
+                             'to another size, or mean: its average over the image, spread evenly (the --like '
+                             "image's scene does not show through)")
     add_runtime_arguments(parser)
     add_output_arguments(parser)
     return parser
