@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import ndrsr  # noqa: E402,F401  (before basicsr: compatibility aliases)
 from basicsr.metrics import calculate_psnr  # noqa: E402
-from ndrsr.data.degradations import apply_synthesis, parse_synthesis  # noqa: E402
+from ndrsr.data.degradations import parse_synthesis, synthesize_pair  # noqa: E402
 from ndrsr.data.image_io import IMAGE_EXTENSIONS  # noqa: E402
 from ndrsr.data.pairing import read_meta_info  # noqa: E402
 from ndrsr.data.task_val_dataset import image_seed  # noqa: E402
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         rows = []
         for i, name in enumerate(names[:args.images]):
             gt = read(osp.join(src['dataroot_gt'], name))
-            lq = apply_synthesis(gt, steps, image_seed(osp.splitext(name)[0]))
+            gt, lq = synthesize_pair(gt, None, steps, image_seed(osp.splitext(name)[0]))  # tone: gt too
             rows.append(stats(lq, gt))
             if i < 2:
                 examples.append((f"synth {src.get('name')}", lq))

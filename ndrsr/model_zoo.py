@@ -7,10 +7,11 @@ how to build both), ready for :func:`ndrsr.inference.load_restore_network` and
 
 Models
     ``small`` (the default): ndrsr's own small all-in-one model (noise, rain,
-        haze; trained by ``options/train_small_all_in_one.yml``), shipped as
-        package data under ``ndrsr/pretrained/<folder>/``. Model card:
-        docs/models.md. Folder names carry a version (``small_v1``) so a better
-        model can be added without changing what ``small_v1`` means.
+        haze), its newest version (:data:`SMALL_LATEST`), shipped as package data
+        under ``ndrsr/pretrained/<folder>/``. Model card: docs/models.md.
+    ``small_v1``, ``small_v2``: the versions by name (``options/train_small_all_in_one.yml``,
+        then ``options/train_small_all_in_one_v2.yml`` from it). A better model is
+        added as a new version and ``small`` moves to it; a version name keeps its meaning.
     ``paper``: the authors' released checkpoint ``model_L.pth`` (noise + rain +
         haze, the paper's all-in-one setting), downloaded once from their
         Hugging Face repository, converted once with :mod:`ndrsr.convert`,
@@ -91,10 +92,17 @@ class ModelFiles:
     summary: str
 
 
+SMALL_V1 = ModelInfo('small_v1', "ndrsr's small all-in-one model v1 (noise, rain, haze; shipped with the package)",
+                     folder='small_v1')
+SMALL_V2 = ModelInfo('small_v2', "ndrsr's small all-in-one model v2 (noise, rain, haze, leaves clean photos alone; "
+                     "shipped with the package)", folder='small_v2')
+SMALL_LATEST = SMALL_V2  # what 'small' means: the newest shipped version
+
 MODELS: Dict[str, ModelInfo] = {
-    'small': ModelInfo(
-        'small', "ndrsr's small all-in-one model v1 (noise, rain, haze; shipped with the package)",
-        folder='small_v1'),
+    'small': ModelInfo('small', f"ndrsr's small all-in-one model, now {SMALL_LATEST.name} (noise, rain, haze; "
+                                "shipped with the package)", folder=SMALL_LATEST.folder),
+    'small_v1': SMALL_V1,
+    'small_v2': SMALL_V2,
     'paper': ModelInfo(
         'paper', "the authors' released all-in-one model model_L.pth (noise, rain, haze; downloaded once)",
         url='https://huggingface.co/Mingde/pre-trained-models/resolve/main/model_L.pth', file_name='model_L.pth'),
@@ -194,5 +202,5 @@ def describe_models() -> str:
     return '; '.join(f'{m.name}: {m.summary}' for m in MODELS.values())
 
 
-__all__ = ['DEFAULT_MODEL', 'MODELS', 'ModelFiles', 'ModelInfo', 'ModelUnavailableError', 'cache_dir',
+__all__ = ['DEFAULT_MODEL', 'MODELS', 'SMALL_LATEST', 'ModelFiles', 'ModelInfo', 'ModelUnavailableError', 'cache_dir',
            'describe_models', 'model_url', 'pretrained_dir', 'resolve_model']

@@ -38,9 +38,9 @@ def same_files(a, b) -> bool:
 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
-    """$NDRSR_PRETRAINED_DIR/small_v1 with tiny random networks (non-default FFN factor: only the options
+    """$NDRSR_PRETRAINED_DIR/<the folder of 'small'> with tiny random networks (non-default FFN factor: only the options
     file says so) and their network_options.yml; returns the folder."""
-    folder = tmp_path / 'pretrained' / 'small_v1'
+    folder = tmp_path / 'pretrained' / model_zoo.MODELS['small'].folder
     folder.mkdir(parents=True)
     torch.manual_seed(1)
     restore_opt = dict(SMALL_RESTORE, ffn_expansion_factor=2.0)
@@ -110,8 +110,8 @@ def test_options_of_a_weights_file_are_refused_with_a_model(extra, words, shippe
 def test_unknown_model_is_one_line_naming_the_flag(photos, tmp_path, capsys):
     assert restore_main([str(photos), '-o', str(tmp_path / 'o'), '--model', 'large', '-q']) == 2
     err = capsys.readouterr().err
-    assert err.strip() == ("ndrsr-restore: error: unknown model 'large'; known models: small, paper "
-                           "(command-line option: --model)")
+    assert err.strip() == ("ndrsr-restore: error: unknown model 'large'; known models: small, small_v1, small_v2, "
+                           "paper (command-line option: --model)")
 
 
 def test_missing_shipped_files_are_one_line(tmp_path, photos, monkeypatch, capsys):
@@ -169,8 +169,11 @@ def test_shipped_weights_are_package_data(monkeypatch):
     monkeypatch.chdir(ROOT)
     runpy.run_path(os.path.join(ROOT, 'setup.py'))
     patterns = captured['package_data']['ndrsr']
-    for name in ('net_g.pth', 'net_degrad.pth', 'network_options.yml'):
-        assert any(fnmatch.fnmatch(f'pretrained/small_v1/{name}', p) for p in patterns), patterns
+    folders = {m.folder for m in model_zoo.MODELS.values() if m.shipped}
+    assert folders == {'small_v1', 'small_v2'}
+    for folder in folders:
+        for name in ('net_g.pth', 'net_degrad.pth', 'network_options.yml'):
+            assert any(fnmatch.fnmatch(f'pretrained/{folder}/{name}', p) for p in patterns), patterns
 
 
 SHIPPED = os.path.join(model_zoo.PACKAGE_WEIGHTS, model_zoo.MODELS['small'].folder)

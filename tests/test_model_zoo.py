@@ -105,7 +105,7 @@ def test_bad_download_is_reported_not_cached_as_converted(tmp_path, monkeypatch)
 
 
 def test_unknown_name():
-    with pytest.raises(model_zoo.ModelUnavailableError, match="known models: small, paper") as err:
+    with pytest.raises(model_zoo.ModelUnavailableError, match="known models: small, small_v1, small_v2, paper") as err:
         model_zoo.resolve_model('nope')
     assert err.value.argument == 'model'
 
@@ -115,7 +115,7 @@ def test_pretrained_dir_follows_the_environment(monkeypatch, tmp_path):
     assert model_zoo.pretrained_dir() == model_zoo.PACKAGE_WEIGHTS
     monkeypatch.setenv('NDRSR_PRETRAINED_DIR', str(tmp_path))
     assert model_zoo.pretrained_dir() == str(tmp_path)
-    with pytest.raises(model_zoo.ModelUnavailableError, match=str(tmp_path / 'small_v1')):
+    with pytest.raises(model_zoo.ModelUnavailableError, match=str(tmp_path / model_zoo.SMALL_LATEST.folder)):
         model_zoo.resolve_model('small')
 
 
