@@ -293,7 +293,7 @@ def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
         m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze|clean|tone)', spec.strip().lower())
         if m is None:
             raise ValueError(f"{where}: unknown synthesis step {spec!r}; use noise, noise25 (fixed sigma), rain, haze, "
-                             "clean, down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
+                             "clean, tone, down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
         if m.group(3):
             spec = {'type': m.group(3)}
         elif m.group(1) == 'noise':
@@ -361,6 +361,13 @@ def parse_synthesis(spec: Union[None, str, dict, Sequence], where: str = 'synthe
     return steps
 
 
+def apply_synthesis(img: np.ndarray, steps: Sequence[SynthStep], rng: np.random.Generator) -> np.ndarray:
+    """Apply ``steps`` in order. (H, W, C) float32 [0, 1] -> (H / s, W / s, C), s = :func:`synthesis_scale`."""
+    for step in steps:
+        img = step.apply(img, rng)
+    return img
+
+
 def split_scene_steps(steps: Sequence[SynthStep]) -> Tuple[List[SynthStep], List[SynthStep]]:
     """(scene steps, degradation steps): the leading ``tone`` steps and the rest."""
     n = 0
@@ -407,10 +414,3 @@ def synthesis_scale(steps: Sequence[SynthStep]) -> int:
 def synthesis_task(steps: Sequence[SynthStep]) -> str:
     """Default task tag: the degradation steps' tags joined by '+', e.g. 'noise+sr' (scene steps are not tasks)."""
     return '+'.join(s.task for s in steps if not s.is_scene)
-
-
-def apply_synthesis(img: np.ndarray, steps: Sequence[SynthStep], rng: np.random.Generator) -> np.ndarray:
-    """Apply ``steps`` in order. (H, W, C) float32 [0, 1] -> (H / s, W / s, C), s = :func:`synthesis_scale`."""
-    for step in steps:
-        img = step.apply(img, rng)
-    return img
