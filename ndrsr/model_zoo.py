@@ -96,13 +96,16 @@ SMALL_V1 = ModelInfo('small_v1', "ndrsr's small all-in-one model v1 (noise, rain
                      folder='small_v1')
 SMALL_V2 = ModelInfo('small_v2', "ndrsr's small all-in-one model v2 (noise, rain, haze, leaves clean photos alone; "
                      "shipped with the package)", folder='small_v2')
-SMALL_LATEST = SMALL_V2  # what 'small' means: the newest shipped version
+SMALL_V3 = ModelInfo('small_v3', "ndrsr's small all-in-one model v3 (noise, rain incl. light rain, haze, leaves clean "
+                     "photos alone; shipped with the package)", folder='small_v3')
+SMALL_LATEST = SMALL_V3  # what 'small' means: the newest shipped version
 
 MODELS: Dict[str, ModelInfo] = {
     'small': ModelInfo('small', f"ndrsr's small all-in-one model, now {SMALL_LATEST.name} (noise, rain, haze; "
                                 "shipped with the package)", folder=SMALL_LATEST.folder),
     'small_v1': SMALL_V1,
     'small_v2': SMALL_V2,
+    'small_v3': SMALL_V3,
     'paper': ModelInfo(
         'paper', "the authors' released all-in-one model model_L.pth (noise, rain, haze; downloaded once)",
         url='https://huggingface.co/Mingde/pre-trained-models/resolve/main/model_L.pth', file_name='model_L.pth'),

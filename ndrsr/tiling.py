@@ -317,7 +317,7 @@ def level_sizes(height: int, width: int, stride: int = STRIDE) -> List[Tuple[int
     return [(hp >> i, wp >> i) for i in range(3)]
 
 
-FIT_MODES = ('resize', 'mirror', 'mean')
+FIT_MODES = ('difference', 'resize', 'mirror', 'mean')
 
 
 def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: str = 'resize',
@@ -334,9 +334,13 @@ def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: 
     image it was recognised on: that image's scene does not show through).
     Already matching sizes are returned unchanged ('resize', 'mirror').
     ``stride``: what the networks pad to (``network_stride(net)``).
+    'difference' (the degradation alone, on the clean image's own U's) needs
+    the networks: :func:`degradation_difference` and :func:`transfer_degradations`.
     """
     if mode not in FIT_MODES:
         raise _argument_error(f"fit mode must be one of {', '.join(FIT_MODES)}, got {mode!r}", 'mode')
+    if mode == 'difference':
+        raise _argument_error("'difference' needs the networks: use transfer_degradations()", 'mode')
     out = []
     for u, size in zip(us, level_sizes(height, width, stride)):
         if mode == 'mean':
@@ -348,6 +352,36 @@ def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: 
         else:
             out.append(_mirror_tile(u, size))
     return out
+
+
+def degradation_difference(restore_net: nn.Module, degraded: torch.Tensor, tile: int = 0,
+                           overlap: int = DEFAULT_OVERLAP, precision: str = 'fp32') -> List[torch.Tensor]:
+    """The degradation of ``degraded`` (B, 3, H, W) alone: U_i(degraded) - U_i(restored degraded).
+
+    The U's of an image carry its scene as well as its degradation; those of its
+    restoration carry (nearly) the scene alone, so their difference is the part
+    of each U that the degradation adds (grain, streaks, veil), at the padded
+    level sizes of (H, W), float32 on the CPU.
+    """
+    runtime = dict(tile=tile, overlap=overlap, precision=precision)
+    us, _ = tile_recognise(restore_net, degraded, **runtime)
+    restored = tile_forward(restore_net, degraded, **runtime).clamp(0, 1)
+    scene, _ = tile_recognise(restore_net, restored, **runtime)
+    return [u - c for u, c in zip(us, scene)]
+
+
+def transfer_degradations(restore_net: nn.Module, difference: Sequence[torch.Tensor], clean: torch.Tensor,
+                          tile: int = 0, overlap: int = DEFAULT_OVERLAP, precision: str = 'fp32'
+                          ) -> List[torch.Tensor]:
+    """U's for NDRDegrad that put ``difference`` (:func:`degradation_difference`) onto ``clean``.
+
+    ``clean`` (B, 3, H, W) keeps its own U's (its scene) and gets the degradation
+    part added, mirror-tiled to its size so grain and streaks keep their scale:
+    U_i = U_i(clean) + mirror(difference_i). Use them with :func:`tile_degrade`.
+    """
+    own, _ = tile_recognise(restore_net, clean, tile=tile, overlap=overlap, precision=precision)
+    h, w = clean.shape[-2:]
+    return [u + d for u, d in zip(own, fit_degradations(difference, h, w, 'mirror', network_stride(restore_net)))]
 
 
 def _mirror_tile(u: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:

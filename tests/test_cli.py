@@ -134,6 +134,13 @@ def test_degrade_like_and_eval(tmp_path, weights, photos):
     deep = cv2.imread(str(out / 'deep_like_rgb.png'), cv2.IMREAD_UNCHANGED)
     assert deep.shape == (30, 41, 4) and deep.dtype == np.uint16
 
+    # the default fit, difference: the --like image's degradation alone on each clean image's own U's
+    res = run('ndrsr-degrade', '--like', str(photos / 'rgb.jpg'), str(photos / 'gray.png'), '-o',
+              str(tmp_path / 'difference'), '-w', str(weights / 'net_g.pth'))
+    assert res.returncode == 0, res.stderr
+    assert '(fit difference)' in res.stdout
+    assert cv2.imread(str(tmp_path / 'difference' / 'gray_like_rgb.png'), cv2.IMREAD_UNCHANGED).shape == (26, 19)
+
     # ndrsr-eval: the degraded images against their clean sources (renamed to the same stems)
     gt = tmp_path / 'gt'
     gt.mkdir()

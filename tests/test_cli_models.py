@@ -111,7 +111,7 @@ def test_unknown_model_is_one_line_naming_the_flag(photos, tmp_path, capsys):
     assert restore_main([str(photos), '-o', str(tmp_path / 'o'), '--model', 'large', '-q']) == 2
     err = capsys.readouterr().err
     assert err.strip() == ("ndrsr-restore: error: unknown model 'large'; known models: small, small_v1, small_v2, "
-                           "paper (command-line option: --model)")
+                           "small_v3, paper (command-line option: --model)")
 
 
 def test_missing_shipped_files_are_one_line(tmp_path, photos, monkeypatch, capsys):
@@ -170,7 +170,7 @@ def test_shipped_weights_are_package_data(monkeypatch):
     runpy.run_path(os.path.join(ROOT, 'setup.py'))
     patterns = captured['package_data']['ndrsr']
     folders = {m.folder for m in model_zoo.MODELS.values() if m.shipped}
-    assert folders == {'small_v1', 'small_v2'}
+    assert folders == {'small_v1', 'small_v2', 'small_v3'}
     for folder in folders:
         for name in ('net_g.pth', 'net_degrad.pth', 'network_options.yml'):
             assert any(fnmatch.fnmatch(f'pretrained/{folder}/{name}', p) for p in patterns), patterns

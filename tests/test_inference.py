@@ -19,7 +19,8 @@ from ndrsr.data.image_io import ImageReadError
 from ndrsr.cli.evaluate import evaluate_folder, score_pair, to_markdown
 from ndrsr.cli.image_files import output_extension, read_image_file, to_file_array, write_image_file
 from ndrsr.cli.maps import atom_palette, save_maps
-from ndrsr.tiling import fit_degradations, level_sizes, plan_tiles, tile_degrade, tile_forward, tile_recognise
+from ndrsr.tiling import (degradation_difference, fit_degradations, level_sizes, plan_tiles, tile_degrade, tile_forward,
+                          tile_recognise, transfer_degradations)
 from ndrsr.weights import WeightsError, load_degrad_network, load_restore_network
 
 
@@ -130,10 +131,36 @@ def test_tiled_recognise_and_degrade(released_nets):
     for size in ((50, 37), (44, 70)):
         for u, f in zip(us, fit_degradations(us, *size, 'mean')):
             assert torch.allclose(f, u.mean(dim=(-2, -1), keepdim=True).expand_as(f), atol=1e-7)
-    with pytest.raises(ValueError, match='resize, mirror, mean'):
+    with pytest.raises(ValueError, match='difference, resize, mirror, mean'):
         fit_degradations(us, 50, 37, 'tile')
+    with pytest.raises(ValueError, match='transfer_degradations'):
+        fit_degradations(us, 50, 37, 'difference')
     with pytest.raises(ValueError, match='fit_degradations'):
         tile_degrade(degrad, smooth_image(50, 37), us)
+
+
+def test_difference_transfer_puts_the_degradation_alone_on_the_clean_image(released_nets):
+    restore, degrad, _ = released_nets
+    degraded = smooth_image(44, 70, seed=3)
+    with torch.inference_mode():
+        restored = restore(degraded).clamp(0, 1)
+        us_degraded, _ = restore.recognise(degraded)
+        us_restored, _ = restore.recognise(restored)
+    difference = degradation_difference(restore, degraded)
+    assert [tuple(d.shape[-2:]) for d in difference] == level_sizes(44, 70)
+    for d, a, b in zip(difference, us_degraded, us_restored):
+        assert torch.allclose(d, a - b, atol=1e-5)
+    # put back onto its own restoration (the scene it was taken from), the degraded image's U's come back
+    for u, ref in zip(transfer_degradations(restore, difference, restored), us_degraded):
+        assert torch.allclose(u, ref, atol=1e-5)
+    # onto another size: the clean image's own U's plus the mirror-tiled difference, ready for NDRDegrad
+    clean = smooth_image(50, 37, seed=4)
+    fitted = transfer_degradations(restore, difference, clean)
+    with torch.inference_mode():
+        own, _ = restore.recognise(clean)
+    for u, o, d in zip(fitted, own, fit_degradations(difference, 50, 37, 'mirror')):
+        assert torch.allclose(u, o + d, atol=1e-5)
+    assert tile_degrade(degrad, clean, fitted).shape == (1, 3, 50, 37)
 
 
 # ----------------------------------------------------------------------------- weights and options

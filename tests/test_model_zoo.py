@@ -105,7 +105,8 @@ def test_bad_download_is_reported_not_cached_as_converted(tmp_path, monkeypatch)
 
 
 def test_unknown_name():
-    with pytest.raises(model_zoo.ModelUnavailableError, match="known models: small, small_v1, small_v2, paper") as err:
+    known = "known models: small, small_v1, small_v2, small_v3, paper"
+    with pytest.raises(model_zoo.ModelUnavailableError, match=known) as err:
         model_zoo.resolve_model('nope')
     assert err.value.argument == 'model'
 

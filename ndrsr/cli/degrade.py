@@ -14,14 +14,15 @@ their options), or ``--weights``, the NDR-Restore checkpoint ``net_g*.pth``
 Existing outputs are replaced only with ``--overwrite`` (``--skip-existing``
 keeps them and degrades the rest).
 
-Sizes: the U's live at DEGRADED's (padded) resolution. For a clean image of
-another size they are fitted with ``--fit resize`` (default; bilinear, the
-degradation's layout is stretched to the new image) or ``--fit mirror``
-(mirror-tiled/cropped: the degradation keeps its scale, e.g. rain-streak
-length), and ``--fit mean`` averages each U over DEGRADED and spreads it
-evenly (whatever the sizes: the kind and strength of the degradation without
-DEGRADED's layout, so its scene cannot show through). Large clean images are
-processed in tiles (``--tile``).
+Fit (``--fit``): the U's of DEGRADED carry its scene as well as its
+degradation. ``--fit difference`` (default) keeps only the degradation: it
+subtracts the U's of DEGRADED's restoration (its scene) and adds what is left
+to each clean image's own U's, mirror-tiled to its size (grain and streak
+length keep their scale). The older fits use DEGRADED's U's as they are, so
+its scene can show through: ``resize`` (bilinear, its layout stretched to the
+clean image), ``mirror`` (mirror-tiled/cropped), ``mean`` (each U averaged
+and spread evenly: no scene, but no grain or streaks either). Large images
+are processed in tiles (``--tile``).
 """
 from __future__ import annotations
 
@@ -49,38 +50,50 @@ def build_parser() -> argparse.ArgumentParser:
                                 'released one')
     parser.add_argument('--degrad-weights', help='NDR-Degrad checkpoint, if not beside --weights')
     parser.add_argument('--opt', help='BasicSR options YAML with network_g and network_degrad')
-    parser.add_argument('--fit', choices=['resize', 'mirror', 'mean'], default='resize',
-                        help='how the degradation is fitted to the clean image: resize (default) or mirror its layout '
-                             'to another size, or mean: its average over the image, spread evenly (the --like '
-                             "image's scene does not show through)")
+    parser.add_argument('--fit', choices=['difference', 'resize', 'mirror', 'mean'], default='difference',
+                        help="difference (default): the --like image's degradation alone (its U's minus those of its "
+                             "restoration) added to the clean image's own; resize or mirror: the --like image's U's as "
+                             'they are, stretched or mirror-tiled (its scene can show through); mean: their average, '
+                             'spread evenly')
     add_runtime_arguments(parser)
     add_output_arguments(parser)
     return parser
 
 
 def recognise_file(restore_net, path: str, args) -> Tuple[list, Tuple[int, int]]:
-    """[U1..U3] (CPU, at the padded resolution) of the image file ``path``, and its (H, W)."""
+    """[U1..U3] (CPU, at the padded resolution) of the image file ``path``, and its (H, W).
+
+    With ``--fit difference`` these are the degradation part alone
+    (:func:`ndrsr.tiling.degradation_difference`).
+    """
     import numpy as np
     import torch
 
     from ndrsr.cli.image_files import multi_frame_warning, read_image_file
-    from ndrsr.tiling import tile_recognise
+    from ndrsr.tiling import degradation_difference, tile_recognise
 
     image = read_image_file(path)
     if image.frames > 1:
         print(f'WARNING {multi_frame_warning(image)}; its first frame gives the degradation.', file=sys.stderr)
     lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    us, _ = tile_recognise(restore_net, lq, tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
+    runtime = dict(tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
+    if args.fit == 'difference':
+        return degradation_difference(restore_net, lq, **runtime), image.rgb.shape[:2]
+    us, _ = tile_recognise(restore_net, lq, **runtime)
     return us, image.rgb.shape[:2]
 
 
-def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: Progress) -> None:
-    """Render ``us`` onto the clean image ``path`` and write ``out_path``."""
+def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: Progress,
+                restore_net=None) -> None:
+    """Render ``us`` onto the clean image ``path`` and write ``out_path``.
+
+    ``restore_net`` (needed by ``--fit difference``) recognises the clean image's own U's.
+    """
     import numpy as np
     import torch
 
     from ndrsr.cli.image_files import multi_frame_warning, read_image_file, write_image_file
-    from ndrsr.tiling import fit_degradations, network_stride, tile_degrade
+    from ndrsr.tiling import fit_degradations, network_stride, tile_degrade, transfer_degradations
 
     image = read_image_file(path)
     if image.frames > 1:
@@ -90,7 +103,13 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
     if h % s or w % s:
         raise ValueError(f'{path}: the network works at {s}x: the clean image size {w}x{h} must be a multiple of {s}.')
     clean = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    fitted = fit_degradations(us, h // s, w // s, args.fit, network_stride(degrad_net))
+    if args.fit == 'difference':
+        own = clean if s == 1 else torch.nn.functional.interpolate(clean, scale_factor=1 / s, mode='bicubic',
+                                                                   antialias=True)
+        fitted = transfer_degradations(restore_net, us, own, tile=args.tile, overlap=args.tile_overlap,
+                                       precision=args.precision)
+    else:
+        fitted = fit_degradations(us, h // s, w // s, args.fit, network_stride(degrad_net))
     out = tile_degrade(degrad_net, clean, fitted, tile=args.tile, overlap=args.tile_overlap,
                        precision=args.precision, progress=progress.tile)
     write_image_file(out_path, out[0].clamp(0, 1).permute(1, 2, 0).numpy(), image)
@@ -129,7 +148,9 @@ def run(args) -> int:
         us, _ = recognise_file(restore_net, like[0], args)
     except Exception as err:  # noqa: BLE001 - reported as a usage problem: nothing can be done without it
         raise UsageError(f'--like {like[0]}: {describe_failure(err)}') from None
-    del restore_net
+    if args.fit != 'difference':
+        del restore_net
+        restore_net = None
     folder = OutputFolder(args.output)  # created by the first image written
     start = time.time()
 
@@ -137,7 +158,7 @@ def run(args) -> int:
         out_path = safe_output_path(out_paths[path], inputs_real)
         if not policy.claim(out_path):
             return False
-        degrade_one(degrad_net, us, path, out_path, args, progress)
+        degrade_one(degrad_net, us, path, out_path, args, progress, restore_net)
         return True
 
     progress = Progress(len(todo), enabled=not args.quiet)

@@ -6,7 +6,7 @@ fine-tune it for a few minutes through the real training pipeline and show both.
 1. exports scikit-image's bundled natural colour photos to ``datasets/demo/{train,val}``
    (no download: they are files inside the scikit-image wheel);
 2. degrades the validation photos (noise sigma 25, rain, haze; seeded per image) and
-   restores them with the shipped model (``ndrsr.model_zoo``, model ``small``);
+   restores them with the shipped model (``ndrsr.model_zoo``, model ``small_v2``, which it fine-tunes);
 3. fine-tunes that model on the training photos with the real training pipeline,
    ``python ndrsr/train.py -opt options/train_demo.yml`` (NDR-Restore + NDR-Degrad,
    bidirectional, a few hundred iterations on the CPU);
@@ -37,6 +37,8 @@ VAL_PHOTOS = ('chelsea.png', 'motorcycle_right.png')
 
 VAL_MAX_SIDE = 256  # validation photos are down-scaled (area) so CPU validation takes seconds
 
+
+DEMO_MODEL = 'small_v2'  # the shipped model the demo restores with and options/train_demo.yml fine-tunes
 
 def export_photos(dest: str) -> Dict[str, List[str]]:
     """Copy the bundled photos into ``dest/train`` and ``dest/val`` (PNG). Idempotent.
@@ -101,13 +103,13 @@ def evaluate_and_show(opt_path: str, out_dir: str, finetuned: Optional[str]) -> 
     from basicsr.data import build_dataset
     from basicsr.utils import tensor2img
 
-    from ndrsr.model_zoo import DEFAULT_MODEL, resolve_model
+    from ndrsr.model_zoo import resolve_model
     from ndrsr.options_io import load_options_file
     from ndrsr.tiling import tile_forward
     from ndrsr.weights import load_restore_network
 
     opt = load_options_file(opt_path)
-    shipped = resolve_model(DEFAULT_MODEL)
+    shipped = resolve_model(DEMO_MODEL)
     nets = {'shipped': load_restore_network(shipped.restore)}
     if finetuned:
         nets['fine-tuned'] = load_restore_network(finetuned, opt_path)
