@@ -149,8 +149,7 @@ def run(args) -> int:
     except Exception as err:  # noqa: BLE001 - reported as a usage problem: nothing can be done without it
         raise UsageError(f'--like {like[0]}: {describe_failure(err)}') from None
     if args.fit != 'difference':
-        del restore_net
-        restore_net = None
+        restore_net = None  # only the difference fit needs it again (each clean image's own U's)
     folder = OutputFolder(args.output)  # created by the first image written
     start = time.time()
 

@@ -36,9 +36,8 @@ VAL_PHOTOS = ('chelsea.png', 'motorcycle_right.png')
 
 
 VAL_MAX_SIDE = 256  # validation photos are down-scaled (area) so CPU validation takes seconds
-
-
 DEMO_MODEL = 'small_v2'  # the shipped model the demo restores with and options/train_demo.yml fine-tunes
+
 
 def export_photos(dest: str) -> Dict[str, List[str]]:
     """Copy the bundled photos into ``dest/train`` and ``dest/val`` (PNG). Idempotent.
