@@ -317,7 +317,8 @@ def level_sizes(height: int, width: int, stride: int = STRIDE) -> List[Tuple[int
     return [(hp >> i, wp >> i) for i in range(3)]
 
 
-FIT_MODES = ('difference', 'resize', 'mirror', 'mean')
+FIT_MODES = ('difference', 'difference-mean', 'resize', 'mirror', 'mean')
+DIFFERENCE_FITS = {'difference': 'mirror', 'difference-mean': 'mean'}  # how each spreads the difference
 
 
 def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: str = 'resize',
@@ -334,13 +335,14 @@ def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: 
     image it was recognised on: that image's scene does not show through).
     Already matching sizes are returned unchanged ('resize', 'mirror').
     ``stride``: what the networks pad to (``network_stride(net)``).
-    'difference' (the degradation alone, on the clean image's own U's) needs
-    the networks: :func:`degradation_difference` and :func:`transfer_degradations`.
+    'difference' and 'difference-mean' (the degradation alone, on the clean
+    image's own U's) need the networks: :func:`degradation_difference` and
+    :func:`transfer_degradations`.
     """
     if mode not in FIT_MODES:
         raise _argument_error(f"fit mode must be one of {', '.join(FIT_MODES)}, got {mode!r}", 'mode')
-    if mode == 'difference':
-        raise _argument_error("'difference' needs the networks: use transfer_degradations()", 'mode')
+    if mode in DIFFERENCE_FITS:
+        raise _argument_error(f"{mode!r} needs the networks: use transfer_degradations()", 'mode')
     out = []
     for u, size in zip(us, level_sizes(height, width, stride)):
         if mode == 'mean':
@@ -355,33 +357,55 @@ def fit_degradations(us: Sequence[torch.Tensor], height: int, width: int, mode: 
 
 
 def degradation_difference(restore_net: nn.Module, degraded: torch.Tensor, tile: int = 0,
-                           overlap: int = DEFAULT_OVERLAP, precision: str = 'fp32') -> List[torch.Tensor]:
+                           overlap: int = DEFAULT_OVERLAP, precision: str = 'fp32',
+                           us: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
     """The degradation of ``degraded`` (B, 3, H, W) alone: U_i(degraded) - U_i(restored degraded).
 
     The U's of an image carry its scene as well as its degradation; those of its
     restoration carry (nearly) the scene alone, so their difference is the part
     of each U that the degradation adds (grain, streaks, veil), at the padded
-    level sizes of (H, W), float32 on the CPU.
+    level sizes of (H, W), float32 on the CPU. It holds only what the
+    restoration removes (see :func:`removed_share`). ``us``: the U's of
+    ``degraded`` if already recognised (:func:`tile_recognise`).
     """
     runtime = dict(tile=tile, overlap=overlap, precision=precision)
-    us, _ = tile_recognise(restore_net, degraded, **runtime)
+    if us is None:
+        us, _ = tile_recognise(restore_net, degraded, **runtime)
     restored = tile_forward(restore_net, degraded, **runtime).clamp(0, 1)
     scene, _ = tile_recognise(restore_net, restored, **runtime)
     return [u - c for u, c in zip(us, scene)]
 
 
+def removed_share(us: Sequence[torch.Tensor], difference: Sequence[torch.Tensor]) -> float:
+    """How much of the U's [U1..U3] of an image its restoration removes: mean over levels of |difference_i| / |U_i|.
+
+    Near 0: the restoration leaves the image (nearly) as it is, so the network does
+    not recognise a degradation there and a difference fit has little to transfer.
+    """
+    shares = [float(d.norm() / u.norm().clamp_min(1e-12)) for u, d in zip(us, difference)]
+    return sum(shares) / len(shares)
+
+
 def transfer_degradations(restore_net: nn.Module, difference: Sequence[torch.Tensor], clean: torch.Tensor,
-                          tile: int = 0, overlap: int = DEFAULT_OVERLAP, precision: str = 'fp32'
-                          ) -> List[torch.Tensor]:
+                          tile: int = 0, overlap: int = DEFAULT_OVERLAP, precision: str = 'fp32',
+                          spread: str = 'mirror') -> List[torch.Tensor]:
     """U's for NDRDegrad that put ``difference`` (:func:`degradation_difference`) onto ``clean``.
 
     ``clean`` (B, 3, H, W) keeps its own U's (its scene) and gets the degradation
-    part added, mirror-tiled to its size so grain and streaks keep their scale:
-    U_i = U_i(clean) + mirror(difference_i). Use them with :func:`tile_degrade`.
+    part added: U_i = U_i(clean) + spread(difference_i). ``spread='mirror'``
+    mirror-tiles the difference to the clean image's size, so grain and streaks
+    keep their scale (the 'difference' fit); ``'mean'`` averages it over the
+    degraded image and adds it evenly (the 'difference-mean' fit: a uniform
+    veil or cast, no grain or streaks, and none of the degraded image's scene,
+    which a spatially varying degradation such as haze otherwise carries).
+    Use them with :func:`tile_degrade`.
     """
+    if spread not in ('mirror', 'mean'):
+        raise _argument_error(f"spread must be 'mirror' or 'mean', got {spread!r}", 'spread')
     own, _ = tile_recognise(restore_net, clean, tile=tile, overlap=overlap, precision=precision)
     h, w = clean.shape[-2:]
-    return [u + d for u, d in zip(own, fit_degradations(difference, h, w, 'mirror', network_stride(restore_net)))]
+    fitted = fit_degradations(difference, h, w, spread, network_stride(restore_net))
+    return [u + d for u, d in zip(own, fitted)]
 
 
 def _mirror_tile(u: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -437,5 +461,6 @@ def _module_device(net: nn.Module) -> torch.device:
 __all__ = [
     'resolve_device', 'resolve_precision', 'TileGrid', 'BlendAccumulator', 'plan_tiles', 'tile_starts', 'ramp_window',
     'tile_forward', 'tile_recognise', 'tile_degrade', 'fit_degradations', 'level_sizes', 'fits_whole', 'network_stride',
-    'DEFAULT_TILE', 'DEFAULT_OVERLAP', 'STRIDE', 'PRECISIONS',
+    'degradation_difference', 'removed_share', 'transfer_degradations',
+    'DEFAULT_TILE', 'DEFAULT_OVERLAP', 'STRIDE', 'PRECISIONS', 'FIT_MODES', 'DIFFERENCE_FITS',
 ]

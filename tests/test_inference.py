@@ -19,8 +19,8 @@ from ndrsr.data.image_io import ImageReadError
 from ndrsr.cli.evaluate import evaluate_folder, score_pair, to_markdown
 from ndrsr.cli.image_files import output_extension, read_image_file, to_file_array, write_image_file
 from ndrsr.cli.maps import atom_palette, save_maps
-from ndrsr.tiling import (degradation_difference, fit_degradations, level_sizes, plan_tiles, tile_degrade, tile_forward,
-                          tile_recognise, transfer_degradations)
+from ndrsr.tiling import (degradation_difference, fit_degradations, level_sizes, plan_tiles, removed_share,
+                          tile_degrade, tile_forward, tile_recognise, transfer_degradations)
 from ndrsr.weights import WeightsError, load_degrad_network, load_restore_network
 
 
@@ -131,10 +131,11 @@ def test_tiled_recognise_and_degrade(released_nets):
     for size in ((50, 37), (44, 70)):
         for u, f in zip(us, fit_degradations(us, *size, 'mean')):
             assert torch.allclose(f, u.mean(dim=(-2, -1), keepdim=True).expand_as(f), atol=1e-7)
-    with pytest.raises(ValueError, match='difference, resize, mirror, mean'):
+    with pytest.raises(ValueError, match='difference, difference-mean, resize, mirror, mean'):
         fit_degradations(us, 50, 37, 'tile')
-    with pytest.raises(ValueError, match='transfer_degradations'):
-        fit_degradations(us, 50, 37, 'difference')
+    for mode in ('difference', 'difference-mean'):
+        with pytest.raises(ValueError, match='transfer_degradations'):
+            fit_degradations(us, 50, 37, mode)
     with pytest.raises(ValueError, match='fit_degradations'):
         tile_degrade(degrad, smooth_image(50, 37), us)
 
@@ -161,6 +162,19 @@ def test_difference_transfer_puts_the_degradation_alone_on_the_clean_image(relea
     for u, o, d in zip(fitted, own, fit_degradations(difference, 50, 37, 'mirror')):
         assert torch.allclose(u, o + d, atol=1e-5)
     assert tile_degrade(degrad, clean, fitted).shape == (1, 3, 50, 37)
+    # spread 'mean' (the difference-mean fit): the difference's average over the degraded image, the same everywhere
+    evenly = transfer_degradations(restore, difference, clean, spread='mean')
+    for u, o, d in zip(evenly, own, difference):
+        assert torch.allclose(u, o + d.mean(dim=(-2, -1), keepdim=True), atol=1e-5)
+    with pytest.raises(ValueError, match="spread must be 'mirror' or 'mean'"):
+        transfer_degradations(restore, difference, clean, spread='resize')
+    # the degraded image's U's, if already recognised, give the same difference; removed_share is |d| / |U| per level
+    assert all(torch.allclose(a, b, atol=1e-5)
+               for a, b in zip(degradation_difference(restore, degraded, us=us_degraded), difference))
+    share = removed_share(us_degraded, difference)
+    expected = sum(float(d.norm() / u.norm()) for d, u in zip(difference, us_degraded)) / 3
+    assert share == pytest.approx(expected) and 0 < share
+    assert removed_share(us_degraded, [torch.zeros_like(u) for u in us_degraded]) == 0
 
 
 # ----------------------------------------------------------------------------- weights and options

@@ -18,10 +18,15 @@ Fit (``--fit``): the U's of DEGRADED carry its scene as well as its
 degradation. ``--fit difference`` (default) keeps only the degradation: it
 subtracts the U's of DEGRADED's restoration (its scene) and adds what is left
 to each clean image's own U's, mirror-tiled to its size (grain and streak
-length keep their scale). The older fits use DEGRADED's U's as they are, so
-its scene can show through: ``resize`` (bilinear, its layout stretched to the
-clean image), ``mirror`` (mirror-tiled/cropped), ``mean`` (each U averaged
-and spread evenly: no scene, but no grain or streaks either). Large images
+length keep their scale): right for noise and rain. ``--fit difference-mean``
+adds that difference averaged over DEGRADED: a uniform veil or cast, right
+for haze, whose difference follows DEGRADED's depth and so carries a ghost
+of its scene. Both transfer only what the model's restoration removes from
+DEGRADED (a warning says when that is little). The older fits use DEGRADED's
+U's as they are, so its scene can show through: ``resize`` (bilinear, its
+layout stretched to the clean image), ``mirror`` (mirror-tiled/cropped),
+``mean`` (each U averaged and spread evenly: no scene, but no grain or
+streaks either). Large images
 are processed in tiles (``--tile``).
 """
 from __future__ import annotations
@@ -50,50 +55,63 @@ def build_parser() -> argparse.ArgumentParser:
                                 'released one')
     parser.add_argument('--degrad-weights', help='NDR-Degrad checkpoint, if not beside --weights')
     parser.add_argument('--opt', help='BasicSR options YAML with network_g and network_degrad')
-    parser.add_argument('--fit', choices=['difference', 'resize', 'mirror', 'mean'], default='difference',
-                        help="difference (default): the --like image's degradation alone (its U's minus those of its "
-                             "restoration) added to the clean image's own; resize or mirror: the --like image's U's as "
-                             'they are, stretched or mirror-tiled (its scene can show through); mean: their average, '
-                             'spread evenly')
+    from ndrsr.tiling import FIT_MODES
+    parser.add_argument('--fit', choices=FIT_MODES, default='difference',
+                        help="difference (default; noise, rain): the --like image's degradation alone (its U's minus "
+                             "those of its restoration) added to the clean image's own, mirror-tiled; "
+                             'difference-mean (haze): that difference averaged, added evenly; resize or mirror: the '
+                             "--like image's U's as they are, stretched or mirror-tiled (its scene can show through); "
+                             'mean: their average, spread evenly')
     add_runtime_arguments(parser)
     add_output_arguments(parser)
     return parser
 
 
+# below this share of its U's removed by the restoration, a --like image has little to transfer (difference fits)
+LITTLE_REMOVED = 0.05
+
+
 def recognise_file(restore_net, path: str, args) -> Tuple[list, Tuple[int, int]]:
     """[U1..U3] (CPU, at the padded resolution) of the image file ``path``, and its (H, W).
 
-    With ``--fit difference`` these are the degradation part alone
-    (:func:`ndrsr.tiling.degradation_difference`).
+    With a difference fit these are the degradation part alone
+    (:func:`ndrsr.tiling.degradation_difference`); a warning goes to stderr when
+    the restoration removes little from the image.
     """
     import numpy as np
     import torch
 
     from ndrsr.cli.image_files import multi_frame_warning, read_image_file
-    from ndrsr.tiling import degradation_difference, tile_recognise
+    from ndrsr.tiling import DIFFERENCE_FITS, degradation_difference, removed_share, tile_recognise
 
     image = read_image_file(path)
     if image.frames > 1:
         print(f'WARNING {multi_frame_warning(image)}; its first frame gives the degradation.', file=sys.stderr)
     lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
     runtime = dict(tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
-    if args.fit == 'difference':
-        return degradation_difference(restore_net, lq, **runtime), image.rgb.shape[:2]
     us, _ = tile_recognise(restore_net, lq, **runtime)
-    return us, image.rgb.shape[:2]
+    if args.fit not in DIFFERENCE_FITS:
+        return us, image.rgb.shape[:2]
+    difference = degradation_difference(restore_net, lq, us=us, **runtime)
+    share = removed_share(us, difference)
+    if share < LITTLE_REMOVED:
+        print(f'WARNING {path}: the restoration removes little from this image ({share:.1%} of its degradation '
+              f'representation), so --fit {args.fit} has little to transfer: the model does not recognise its '
+              f'degradation (try another --like image, another --model, or --fit mean).', file=sys.stderr)
+    return difference, image.rgb.shape[:2]
 
 
 def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: Progress,
                 restore_net=None) -> None:
     """Render ``us`` onto the clean image ``path`` and write ``out_path``.
 
-    ``restore_net`` (needed by ``--fit difference``) recognises the clean image's own U's.
+    ``restore_net`` (needed by the difference fits) recognises the clean image's own U's.
     """
     import numpy as np
     import torch
 
     from ndrsr.cli.image_files import multi_frame_warning, read_image_file, write_image_file
-    from ndrsr.tiling import fit_degradations, network_stride, tile_degrade, transfer_degradations
+    from ndrsr.tiling import DIFFERENCE_FITS, fit_degradations, network_stride, tile_degrade, transfer_degradations
 
     image = read_image_file(path)
     if image.frames > 1:
@@ -103,11 +121,11 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
     if h % s or w % s:
         raise ValueError(f'{path}: the network works at {s}x: the clean image size {w}x{h} must be a multiple of {s}.')
     clean = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    if args.fit == 'difference':
+    if args.fit in DIFFERENCE_FITS:
         own = clean if s == 1 else torch.nn.functional.interpolate(clean, scale_factor=1 / s, mode='bicubic',
                                                                    antialias=True)
         fitted = transfer_degradations(restore_net, us, own, tile=args.tile, overlap=args.tile_overlap,
-                                       precision=args.precision)
+                                       precision=args.precision, spread=DIFFERENCE_FITS[args.fit])
     else:
         fitted = fit_degradations(us, h // s, w // s, args.fit, network_stride(degrad_net))
     out = tile_degrade(degrad_net, clean, fitted, tile=args.tile, overlap=args.tile_overlap,
@@ -116,7 +134,7 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
 
 
 def run(args) -> int:
-    from ndrsr.tiling import resolve_device, resolve_precision
+    from ndrsr.tiling import DIFFERENCE_FITS, resolve_device, resolve_precision
     from ndrsr.weights import load_degrad_network, load_restore_network
 
     cleans = collect_inputs(args.clean)
@@ -148,8 +166,8 @@ def run(args) -> int:
         us, _ = recognise_file(restore_net, like[0], args)
     except Exception as err:  # noqa: BLE001 - reported as a usage problem: nothing can be done without it
         raise UsageError(f'--like {like[0]}: {describe_failure(err)}') from None
-    if args.fit != 'difference':
-        restore_net = None  # only the difference fit needs it again (each clean image's own U's)
+    if args.fit not in DIFFERENCE_FITS:
+        restore_net = None  # only the difference fits need it again (each clean image's own U's)
     folder = OutputFolder(args.output)  # created by the first image written
     start = time.time()
 
