@@ -6,7 +6,7 @@ fine-tune it for a few minutes through the real training pipeline and show both.
 1. exports scikit-image's bundled natural colour photos to ``datasets/demo/{train,val}``
    (no download: they are files inside the scikit-image wheel);
 2. degrades the validation photos (noise sigma 25, rain, haze; seeded per image) and
-   restores them with the shipped model (``ndrsr.model_zoo``, model ``small_v2``, which it fine-tunes);
+   restores them with the shipped model (``ndrsr.model_zoo``, model ``small_v3``, which it fine-tunes);
 3. fine-tunes that model on the training photos with the real training pipeline,
    ``python ndrsr/train.py -opt options/train_demo.yml`` (NDR-Restore + NDR-Degrad,
    bidirectional, a few hundred iterations on the CPU);
@@ -36,7 +36,7 @@ VAL_PHOTOS = ('chelsea.png', 'motorcycle_right.png')
 
 
 VAL_MAX_SIDE = 256  # validation photos are down-scaled (area) so CPU validation takes seconds
-DEMO_MODEL = 'small_v2'  # the shipped model the demo restores with and options/train_demo.yml fine-tunes
+DEMO_MODEL = 'small_v3'  # the shipped model the demo restores with and options/train_demo.yml fine-tunes
 
 
 def export_photos(dest: str) -> Dict[str, List[str]]:
