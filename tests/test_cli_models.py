@@ -189,3 +189,15 @@ def test_the_real_default_model_equals_its_weights_file(tmp_path, monkeypatch):
     assert restore_main([str(tmp_path / 'in'), '-o', str(tmp_path / 'weights'), '-q',
                          '--weights', os.path.join(SHIPPED, 'net_g.pth')]) == 0
     assert same_files(tmp_path / 'default', tmp_path / 'weights')
+
+
+def test_a_closed_output_pipe_ends_quietly(shipped, photos, tmp_path):
+    """``ndrsr-restore ... | head -1``: the reader goes away after the model line; no error, no traceback."""
+    env = dict(os.environ, OMP_NUM_THREADS='2', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.Popen([os.path.join(BIN, 'ndrsr-restore'), str(photos), '-o', str(tmp_path / 'out'), '-q'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().startswith('model: small')
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141 and err == ''
+    assert sorted(os.listdir(tmp_path / 'out')) == ['a.png', 'b.jpg']  # the work was done

@@ -30,6 +30,7 @@ RUNTIME_FLAGS = {'device': '--device', 'precision': '--precision'}
 WEIGHTS_FLAGS = {'weights': '--weights', 'opt_path': '--opt', 'upscale': '--upscale',
                  'degrad_weights': '--degrad-weights', 'model': '--model', **RUNTIME_FLAGS}
 INTERRUPTED = 130  # the shell's status for a process stopped by Ctrl-C (128 + SIGINT)
+BROKEN_PIPE = 141  # the shell's status for a process whose output pipe closed (128 + SIGPIPE)
 
 
 class UsageError(ValueError):
@@ -319,7 +320,8 @@ def cli_main(prog: str, parser: argparse.ArgumentParser, run_fn: Callable[[argpa
     Those are usage, weights, options and model errors (ValueError and its
     kind, :class:`ndrsr.model_zoo.ModelUnavailableError`) and the file system's
     (OSError: missing, not writable, disk full). Ctrl-C ends with one line and
-    status 130. Anything else is a bug and keeps its traceback.
+    status 130; a closed stdout pipe (``| head``) ends quietly with status 141.
+    Anything else is a bug and keeps its traceback.
     """
     import ndrsr  # noqa: F401  (import aliases and registries before basicsr is used)
     from ndrsr.allocator import retain_freed_memory
@@ -330,6 +332,9 @@ def cli_main(prog: str, parser: argparse.ArgumentParser, run_fn: Callable[[argpa
     retain_freed_memory()  # no page-fault storm per image (ndrsr/allocator.py)
     try:
         return run_fn(args)
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return BROKEN_PIPE
     except (UsageError, WeightsError, ModelUnavailableError, OSError, ValueError) as err:
         print(error_line(prog, err, flags), file=sys.stderr)
         return 2
