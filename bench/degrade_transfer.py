@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench._common import header, set_up  # noqa: E402
+from ndrsr.cli.image_files import read_image_file  # noqa: E402
 from ndrsr.data.degradations import add_gaussian_noise, add_haze, depth_proxy  # noqa: E402
 
 HAZE = dict(beta=1.6, airlight=0.85, seed=1)
@@ -58,11 +59,8 @@ SOTS = ('0001_0.8_0.2.jpg', '0002_0.8_0.08.jpg', '0004_0.9_0.12.jpg')
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0, 1]."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise SystemExit(f'degrade_transfer: cannot read {path}')
-    return img[:, :, ::-1].astype(np.float32) / 255
+    """(H, W, 3) float32 RGB in [0, 1], read as ``ndrsr-degrade`` reads it."""
+    return read_image_file(path).rgb
 
 
 def synthetic_haze(img: np.ndarray) -> np.ndarray:
@@ -141,18 +139,16 @@ def main(argv=None) -> int:
             us, _ = tile_recognise(restore, like_t)
             difference = degradation_difference(restore, like_t, us=us)
             removed = removed_share(us, difference)
-            outs = {fit: tile_degrade(degrad, clean_t,
-                                      transfer_degradations(restore, difference, clean_t, spread=spread))
-                    for fit, spread in (('difference', 'mirror'), ('difference-mean', 'mean'))}
-            outs['mean'] = tile_degrade(degrad, clean_t, fit_degradations(us, h, w, 'mean'))
-            for fit, out in outs.items():
-                img = to_image(out)
+            fitted = {fit: transfer_degradations(restore, difference, clean_t, spread=spread)
+                      for fit, spread in (('difference', 'mirror'), ('difference-mean', 'mean'))}
+            fitted['mean'] = fit_degradations(us, h, w, 'mean')
+            outs = {fit: to_image(tile_degrade(degrad, clean_t, u)) for fit, u in fitted.items()}
+            for fit, img in outs.items():
                 m = measure(img, clean)
                 against = f'{psnr(img, reference):.2f} (clean {psnr(clean, reference):.2f})' \
                     if name == 'haze (synthetic)' else ''
                 print(f"| {name} | {removed:.3f} | {fit} | {m['change']:.3f} | {m['hf']:.4f} | {m['contrast']:.2f} "
                       f"| {m['brightness']:+.3f} | {against} |")
-                outs[fit] = img
             rows.append((name, like, outs))
     if args.picture:
         def tile(img: np.ndarray, text: str) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 import skimage.data
 
 from ndrsr.cli.degrade import main as degrade_main
+from ndrsr.cli.image_files import read_image_file
 from ndrsr.cli.restore import main as restore_main
 from ndrsr.data.degradations import add_gaussian_noise, add_haze, depth_proxy
 
@@ -21,7 +22,7 @@ def write(path, rgb: np.ndarray) -> str:
 
 
 def read(path) -> np.ndarray:
-    return cv2.imread(str(path))[:, :, ::-1].astype(np.float32) / 255
+    return read_image_file(str(path)).rgb
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
