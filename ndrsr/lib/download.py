@@ -143,6 +143,8 @@ def _fetch(url: str, tmp: str, limit: int, timeout: float, progress: bool) -> tu
             raise _Retry(f'no answer within {timeout:g} s') from None
         if isinstance(reason, FileNotFoundError) or isinstance(err, FileNotFoundError):
             raise DownloadError(f'no such file ({reason})') from None
+        if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):  # nothing listens / no such host: no retry
+            raise DownloadError(str(reason)) from None
         raise _Retry(str(reason)) from None
     with response:
         length = response.headers.get('Content-Length')

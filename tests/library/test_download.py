@@ -209,3 +209,10 @@ def test_leftovers_of_killed_downloads_are_removed(server, tmp_path):
     alive.write_bytes(b'in progress')
     download_file(server().url, str(tmp_path / 'model_L.pth'), PIN, retries=0)
     assert files_in(tmp_path) == sorted(['model_L.pth', alive.name])
+
+
+def test_a_refused_connection_is_said_at_once(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r'downloading http://127.0.0.1:9/model_L.pth: .*refused'):
+        download_file('http://127.0.0.1:9/model_L.pth', str(tmp_path / 'model_L.pth'), PIN, retries=3)
+    assert time.monotonic() - start < 3 and files_in(tmp_path) == []
