@@ -45,7 +45,14 @@ _PARTIAL = re.compile(r'^\.(?P<name>.+)\.partial-(?P<pid>\d+)$')
 
 
 class DownloadError(RuntimeError):
-    """A download that failed or was refused; the message names the URL (or file) and why."""
+    """A download that failed or was refused; the message names the URL (or file) and why.
+
+    ``reason`` is the why alone (without the URL), for callers that name the URL themselves.
+    """
+
+    def __init__(self, message: str, reason: str = ''):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -89,12 +96,13 @@ def check_url(url: str) -> None:
         raise DownloadError(f'{url!r} is not a URL ndrsr can download from (http://, https:// or file://)')
 
 
-def _pid_running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
+    """Whether a process with this id runs (a temporary file named after it is still in use)."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # another user's process
         return True
@@ -114,7 +122,7 @@ def remove_leftovers(folder: str) -> List[str]:
         return removed
     for entry in os.listdir(folder):
         m = _PARTIAL.match(entry)
-        if m and not _pid_running(int(m.group('pid'))):
+        if m and not pid_running(int(m.group('pid'))):
             try:
                 os.remove(osp.join(folder, entry))
                 removed.append(osp.join(folder, entry))
@@ -224,17 +232,18 @@ def download_file(url: str, dest: str, pin: Pin = Pin(), max_bytes: int = DEFAUL
             except _Retry as err:
                 why = str(err)
             except DownloadError as err:
-                raise DownloadError(f'downloading {url}: {err}') from None
+                raise DownloadError(f'downloading {url}: {err}', str(err)) from None
         else:
             tries = f'{retries + 1} tries' if retries else '1 try'
-            raise DownloadError(f'downloading {url} failed ({why}; {tries})')
+            raise DownloadError(f'downloading {url} failed ({why}; {tries})', f'{why}; {tries}')
         if pin.size is not None and size != pin.size:
-            raise DownloadError(f'the file downloaded from {url} has {size} bytes, not the {pin.size} of the published '
-                                f'file; it was deleted (try again, or check the address)')
+            why = (f'the file has {size} bytes, not the {pin.size} of the published file; it was deleted (try again, '
+                   f'or check the address)')
+            raise DownloadError(f'downloading {url}: {why}', why)
         if pin.sha256 is not None and sha != pin.sha256.lower():
-            raise DownloadError(f'the file downloaded from {url} is not the published one (sha256 {sha[:16]}..., '
-                                f'expected {pin.sha256[:16]}...): damaged in transfer or changed at the source; it '
-                                f'was deleted (try again)')
+            why = (f'the file is not the published one (sha256 {sha[:16]}..., expected {pin.sha256[:16]}...): '
+                   f'damaged in transfer or changed at the source; it was deleted (try again)')
+            raise DownloadError(f'downloading {url}: {why}', why)
         os.replace(tmp, dest)
         return dest
     except OSError as err:
@@ -250,4 +259,4 @@ def download_file(url: str, dest: str, pin: Pin = Pin(), max_bytes: int = DEFAUL
 
 __all__ = ['DEFAULT_MAX_BYTES', 'DEFAULT_RETRIES', 'DEFAULT_TIMEOUT', 'DownloadError', 'Pin', 'check_url',
            'disk_full_message', 'download_file', 'download_retries', 'download_timeout', 'partial_path',
-           'remove_leftovers']
+           'pid_running', 'remove_leftovers']

@@ -118,10 +118,12 @@ def describe_unloadable(path: str, error: Optional[BaseException] = None) -> str
     if text.startswith((b'<!doctype html', b'<html', b'<head', b'<?xml', b'<body')):
         return 'is an HTML page, not a checkpoint (an error or sign-in page saved in place of the file)'
     refused = re.search(r'Unsupported global: GLOBAL (\S+)', str(error or ''))
-    if head[:1] == b'\x80' and (refused or 'Unpickl' in type(error).__name__):
+    if refused or (head[:1] == b'\x80' or head.startswith(ZIP_MAGIC)) and 'Unpickl' in type(error).__name__:
         what = f' ({refused.group(1)})' if refused else ''
         return (f'is a Python pickle that holds more than tensors{what}; ndrsr loads only tensors and containers, '
                 f'never code (export the weights as a plain state dict)')
+    if head.startswith(ZIP_MAGIC):
+        return 'is a zip archive but not a PyTorch checkpoint'
     printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head[:4096])
     if printable > 0.95 * min(len(head), 4096):
         return 'is a text file, not a checkpoint'

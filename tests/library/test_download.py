@@ -134,7 +134,7 @@ def test_a_corrupted_file_is_refused_and_deleted(server, tmp_path):
         download_file(s.url, str(tmp_path / 'model_L.pth'), PIN, retries=0)
     assert files_in(tmp_path) == []
     s2 = server(body=PAYLOAD[:-1])
-    with pytest.raises(DownloadError, match=f'has {len(PAYLOAD) - 1} bytes, not the {len(PAYLOAD)}'):
+    with pytest.raises(DownloadError, match=f'has {len(PAYLOAD) - 1} bytes, not the {len(PAYLOAD)} of the published'):
         download_file(s2.url, str(tmp_path / 'model_L.pth'), PIN, retries=0)
     assert files_in(tmp_path) == []
 
