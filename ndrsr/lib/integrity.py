@@ -49,6 +49,17 @@ class IntegrityError(ValueError):
         self.argument = argument
 
 
+class NonFiniteError(IntegrityError):
+    """Numbers that are NaN or infinite where finite ones are needed (weights, a network's output)."""
+
+
+def check_finite(tensor, what: str, fix: str = '') -> None:
+    """Raise :class:`NonFiniteError` ``'<what> has NaN or infinite values<fix>'`` unless every value of
+    ``tensor`` (a torch tensor, any shape) is finite."""
+    if not bool(tensor.isfinite().all()):
+        raise NonFiniteError(f'{what} has NaN or infinite values{fix}')
+
+
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     """The sha256 of a file's bytes, as lowercase hex."""
     digest = hashlib.sha256()
@@ -195,5 +206,6 @@ def write_manifest(paths: Iterable[str], manifest: str) -> None:
         f.writelines(lines)
 
 
-__all__ = ['MANIFEST_NAME', 'IntegrityError', 'checkpoint_problem', 'describe_unloadable', 'read_manifest',
-           'sha256_file', 'starts_like_zip', 'verify_recorded', 'write_manifest']
+__all__ = ['MANIFEST_NAME', 'IntegrityError', 'NonFiniteError', 'check_finite', 'checkpoint_problem',
+           'describe_unloadable', 'read_manifest', 'sha256_file', 'starts_like_zip', 'verify_recorded',
+           'write_manifest']
