@@ -8,7 +8,7 @@ setup(
     long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['ndrsr', 'ndrsr.*']),
-    # the shipped models (ndrsr.model_zoo): ndrsr/pretrained/<model>/{net_g.pth, net_degrad.pth, network_options.yml}
+    # the shipped models (ndrsr.lib.model_zoo): pretrained/<model>/{net_g.pth, net_degrad.pth, network_options.yml}
     package_data={'ndrsr': ['pretrained/*/*']},
     python_requires='>=3.9',
     install_requires=[
@@ -29,6 +29,9 @@ setup(
         'ndrsr-restore=ndrsr.cli.restore:main',
         'ndrsr-degrade=ndrsr.cli.degrade:main',
         'ndrsr-eval=ndrsr.cli.evaluate:main',
+        'ndrsr-convert=ndrsr.cli.convert:main',
+        'ndrsr-make-lmdb=ndrsr.cli.make_lmdb:main',
+        'ndrsr-check=ndrsr.cli.check:main',
     ]},
     zip_safe=False,
 )

@@ -62,7 +62,7 @@ def add_allocator_argument(parser: argparse.ArgumentParser) -> None:
     """``--allocator both|default|retain`` (see :func:`allocator_phases`)."""
     parser.add_argument('--allocator', choices=['both', 'default', 'retain'], default='both',
                         help="CPU: time every path with glibc's default allocator, then after "
-                             'ndrsr.allocator.retain_freed_memory() (both), or only one of them')
+                             'ndrsr.glue.allocator.retain_freed_memory() (both), or only one of them')
 
 
 def allocator_phases(choice: str, device: torch.device) -> Iterator[Tuple[str, str]]:
@@ -76,6 +76,6 @@ def allocator_phases(choice: str, device: torch.device) -> Iterator[Tuple[str, s
         phases = ['default']
     for phase in phases:
         if phase == 'retain':
-            from ndrsr.allocator import retain_freed_memory
-            print(f'ndrsr.allocator.retain_freed_memory(): {retain_freed_memory()}')
+            from ndrsr.glue.allocator import retain_freed_memory
+            print(f'ndrsr.glue.allocator.retain_freed_memory(): {retain_freed_memory()}')
         yield phase, ('+retain' if len(phases) > 1 and phase == 'retain' else '')

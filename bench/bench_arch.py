@@ -22,7 +22,7 @@ measurements before and after), i.e. how far each path is from the floor
 ``FLOP / ceiling``.
 
 Allocator (CPU): every path is timed twice, first with glibc's default
-allocator, then (same process) after ``ndrsr.allocator.retain_freed_memory()``,
+allocator, then (same process) after ``ndrsr.glue.allocator.retain_freed_memory()``,
 which ndrsr's entry points (ndrsr-restore, train.py, test.py) switch on: rows
 ``plain+retain`` / ``fast+retain``. Speed-ups are against ``plain`` with the
 default allocator, the straightforward eager baseline (``--allocator`` picks one).

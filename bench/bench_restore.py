@@ -4,12 +4,12 @@
                                             [--weights W] [--max-tiles N] [--threads 2]
                                             [--device cpu|cuda] [--precision fp32|fp16|bf16]
 
-Runs :func:`ndrsr.tiling.tile_forward` (the path ``ndrsr-restore`` uses)
+Runs :func:`ndrsr.lib.tiling.tile_forward` (the path ``ndrsr-restore`` uses)
 once on a synthetic photo-like 3840x2160 image and prints the wall time and
 the process's peak resident memory (``ru_maxrss``, everything included:
 Python, torch, the image, the output accumulators and one tile's
 activations), plus the baseline before the run. On the CPU freed memory is kept
-for reuse (``ndrsr.allocator.retain_freed_memory()``), as ``ndrsr-restore`` does. ``--network full`` is the
+for reuse (``ndrsr.glue.allocator.retain_freed_memory()``), as ``ndrsr-restore`` does. ``--network full`` is the
 released size (random weights unless ``--weights``); ``--max-tiles N`` stops
 after N tiles (the memory peak is reached on the first tile: every tile is
 the same size) and extrapolates the time to all tiles, which the output says.
@@ -31,8 +31,8 @@ import torch  # noqa: E402
 
 import ndrsr  # noqa: E402,F401
 from ndrsr.archs import NDRRestore  # noqa: E402
-from ndrsr.tiling import plan_tiles, tile_forward  # noqa: E402
-from ndrsr.weights import load_restore_network  # noqa: E402
+from ndrsr.lib.tiling import plan_tiles, tile_forward  # noqa: E402
+from ndrsr.lib.weights import load_restore_network  # noqa: E402
 
 SMALL = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
 
@@ -76,7 +76,7 @@ def main() -> int:
         NDRRestore(**({} if args.network == 'full' else SMALL)).eval()
     device = torch.device(args.device)
     if device.type == 'cpu':
-        from ndrsr.allocator import retain_freed_memory
+        from ndrsr.glue.allocator import retain_freed_memory
         retain_freed_memory()  # as ndrsr-restore does: freed memory is reused, no page faults per tile
     net = net.to(device)
     params = sum(p.numel() for p in net.parameters())

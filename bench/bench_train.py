@@ -18,7 +18,7 @@ Precisions: see ``bench/_common.py`` (``fp32`` is true float32, TF32 off, on
 CUDA too; bf16 is autocast; fp16 would need a loss scaler and is not offered).
 
 Allocator (CPU): both paths are timed with glibc's default allocator, then
-(same process) after ``ndrsr.allocator.retain_freed_memory()``, which
+(same process) after ``ndrsr.glue.allocator.retain_freed_memory()``, which
 ``ndrsr/train.py`` switches on (rows ``+retain``); speed-ups are against
 ``plain`` with the default allocator.
 

@@ -30,9 +30,9 @@ import torch  # noqa: E402
 import ndrsr  # noqa: E402,F401  (before basicsr: the import aliases)
 from basicsr.archs import build_network  # noqa: E402,I001
 from bench_train import Trainer  # noqa: E402
-from ndrsr.allocator import retain_freed_memory  # noqa: E402
+from ndrsr.glue.allocator import retain_freed_memory  # noqa: E402
 from ndrsr.archs import restormer_blocks as blocks  # noqa: E402
-from ndrsr.options_io import load_options_file  # noqa: E402
+from ndrsr.glue.options_io import load_options_file  # noqa: E402
 
 SPLITS = {  # class -> (the shipped split line, the slicing it replaced)
     blocks.FastGatedFeedForward: ('y.split(hidden, dim=1)', 'y[:, :hidden], y[:, hidden:]'),

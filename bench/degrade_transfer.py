@@ -24,7 +24,7 @@ Reported per row:
 
 * ``removed``: how much the restoration removes from the like image,
   ``|U(like) - U(restored like)| / |U(like)|`` averaged over the three levels
-  (``ndrsr.tiling.removed_share``); the difference fits can only transfer what
+  (``ndrsr.lib.transfer.removed_share``); the difference fits can only transfer what
   the restoration removes;
 * for each fit: mean absolute change of the clean image (0..1), high-frequency
   energy ``mean |x - box5(x)|`` (grain and streaks raise it), contrast
@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench._common import header, set_up  # noqa: E402
-from ndrsr.cli.image_files import read_image_file  # noqa: E402
+from ndrsr.lib.image_files import read_image_file  # noqa: E402
 from ndrsr.data.degradations import add_gaussian_noise, add_haze, depth_proxy  # noqa: E402
 
 HAZE = dict(beta=1.6, airlight=0.85, seed=1)
@@ -113,10 +113,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ndrsr.cli.demo import _label
-    from ndrsr.model_zoo import resolve_model
-    from ndrsr.tiling import degradation_difference, fit_degradations, removed_share, tile_degrade, tile_recognise, \
-        transfer_degradations
-    from ndrsr.weights import load_degrad_network, load_restore_network
+    from ndrsr.lib.model_zoo import resolve_model
+    from ndrsr.lib.tiling import tile_degrade, tile_recognise
+    from ndrsr.lib.transfer import degradation_difference, fit_degradations, removed_share, transfer_degradations
+    from ndrsr.lib.weights import load_degrad_network, load_restore_network
 
     device, _ = set_up('cpu', 'fp32', args.threads)
     files = resolve_model(args.model)

@@ -6,7 +6,7 @@ Needs a CUDA device (the test suite is CPU-only; this script is what a GPU
 session runs, see bench/gpu_session.sh). Each check prints PASS/FAIL with its
 figures; the exit status is the number of failures.
 
-1. The released code's reference vectors (tests/data/official_small.pt) on CUDA
+1. The released code's reference vectors (tests/assets/official_small.pt) on CUDA
    in true float32 (TF32 off), plain network and fast view: <= 1e-5.
 2. Default-size NDRRestore at 256x256: CUDA plain vs CPU plain, CUDA fast vs
    CUDA plain (<= 1e-4, fp32); bf16 / fp16 autocast vs fp32 (PSNR of the
@@ -38,7 +38,7 @@ import ndrsr  # noqa: E402,F401  (compat fixes first, then basicsr)
 from basicsr.archs import build_network  # noqa: E402
 from ndrsr.archs import NDRRestore  # noqa: E402
 from ndrsr.archs.fast_path import prepare_for_inference  # noqa: E402
-from ndrsr.convert import convert_released  # noqa: E402
+from ndrsr.lib.convert import convert_released  # noqa: E402
 
 FAILURES = []
 

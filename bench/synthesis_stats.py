@@ -38,7 +38,7 @@ from ndrsr.data.degradations import parse_synthesis, synthesize_pair  # noqa: E4
 from ndrsr.data.image_io import IMAGE_EXTENSIONS  # noqa: E402
 from ndrsr.data.pairing import read_meta_info  # noqa: E402
 from ndrsr.data.task_val_dataset import image_seed  # noqa: E402
-from ndrsr.options_io import load_options_file  # noqa: E402
+from ndrsr.glue.options_io import load_options_file  # noqa: E402
 
 IMG_EXT = IMAGE_EXTENSIONS
 

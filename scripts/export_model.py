@@ -25,8 +25,8 @@ sys.path.insert(0, ROOT)
 import yaml  # noqa: E402
 
 import ndrsr  # noqa: E402,F401
-from ndrsr.checkpoint import atomic_torch_save, load_checkpoint  # noqa: E402
-from ndrsr.options_io import load_options_file  # noqa: E402
+from ndrsr.lib.checkpoint import atomic_torch_save, load_checkpoint  # noqa: E402
+from ndrsr.glue.options_io import load_options_file  # noqa: E402
 
 
 def sha256(path: str) -> str:

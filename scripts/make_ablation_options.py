@@ -2,7 +2,7 @@
 
 Each file is options/train_all_in_one.yml (noise + rain + haze, released
 hyper-parameters) with one change, so the rows differ only in what they ablate.
-Run after editing train_all_in_one.yml; tests/test_options.py checks they are in sync.
+Run after editing train_all_in_one.yml; tests/glue/test_options.py checks they are in sync.
 
     python scripts/make_ablation_options.py
 """

@@ -25,7 +25,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ndrsr.cli.demo import _label  # noqa: E402
-from ndrsr.cli.image_files import IMAGE_EXTENSIONS  # noqa: E402
+from ndrsr.lib.image_files import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def find(folder: str, stem: str) -> str:

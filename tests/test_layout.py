@@ -1,10 +1,10 @@
-"""The package's layout holds: every module imports, the library never imports a tool, no import cycles.
+"""The package's layout holds: every module imports, only the tools import the tools, no import cycles.
 
-Wings: the plugin (``ndrsr/archs``, ``ndrsr/data``, ``ndrsr/models``) and the
-library (the modules at the package root) must not import the tools
-(``ndrsr/cli``). Imports are read from the source with ``ast`` (module level and
-inside functions alike); a ``if __name__ == '__main__':`` block is the module's
-``python -m`` entry, not part of the library, and is skipped.
+Wings: the plugin (``ndrsr/archs``, ``ndrsr/data``, ``ndrsr/models``,
+``ndrsr/metrics``), the library (``ndrsr/lib``) and the BasicSR glue
+(``ndrsr/glue``) must not import the tools (``ndrsr/cli``), not even in a
+``__main__`` block. Imports are read from the source with ``ast`` (module level,
+inside functions and in ``__main__`` blocks alike).
 """
 import ast
 import importlib
@@ -34,20 +34,13 @@ def module_files() -> Dict[str, str]:
 MODULES = module_files()
 
 
-def _is_main_block(node: ast.AST) -> bool:
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == '__name__')
-
-
 def imported_modules(name: str, path: str) -> Set[str]:
-    """ndrsr modules that ``name`` imports anywhere except its ``__main__`` block (resolved to modules)."""
+    """ndrsr modules that ``name`` imports anywhere (resolved to modules)."""
     tree = ast.parse(open(path, encoding='utf-8').read(), path)
     package = name if path.endswith('__init__.py') else name.rpartition('.')[0]
     found: Set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if _is_main_block(node):
-            return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split('.')[0] == 'ndrsr')
         elif isinstance(node, ast.ImportFrom):
@@ -82,11 +75,19 @@ def test_every_module_imports(name):
 
 def test_the_wings_are_there():
     """Plugin, library and tools are where the README's layout says."""
-    for name in ('ndrsr.archs', 'ndrsr.data', 'ndrsr.models', 'ndrsr.weights', 'ndrsr.tiling', 'ndrsr.checkpoint',
-                 'ndrsr.convert', 'ndrsr.compat', 'ndrsr.resume', 'ndrsr.data.sources', 'ndrsr.cli.common',
-                 'ndrsr.cli.restore', 'ndrsr.cli.degrade', 'ndrsr.cli.evaluate', 'ndrsr.cli.convert',
-                 'ndrsr.cli.make_lmdb', 'ndrsr.cli.check', 'ndrsr.inference', 'ndrsr.train', 'ndrsr.test'):
+    for name in ('ndrsr.archs', 'ndrsr.data', 'ndrsr.models', 'ndrsr.metrics', 'ndrsr.lib.weights',
+                 'ndrsr.lib.tiling', 'ndrsr.lib.transfer', 'ndrsr.lib.checkpoint', 'ndrsr.lib.convert',
+                 'ndrsr.lib.model_zoo', 'ndrsr.lib.maps', 'ndrsr.glue.compat', 'ndrsr.glue.resume', 'ndrsr.glue.entry',
+                 'ndrsr.data.sources', 'ndrsr.cli.paths', 'ndrsr.cli.errors', 'ndrsr.cli.restore', 'ndrsr.cli.degrade',
+                 'ndrsr.cli.evaluate', 'ndrsr.cli.convert', 'ndrsr.cli.make_lmdb', 'ndrsr.cli.check', 'ndrsr.train',
+                 'ndrsr.test'):
         assert name in MODULES, name
+
+
+def test_the_package_root_holds_the_scripts_and_few_modules():
+    """The root reads as one layer: ``__init__``, ``train.py``, ``test.py`` and at most five more modules."""
+    root = sorted(n for n in MODULES if n.count('.') == 1 and not osp.isdir(osp.join(PACKAGE, n.split('.')[1])))
+    assert {'ndrsr.train', 'ndrsr.test'} <= set(root) and len(root) <= 7, root
 
 
 def test_library_and_plugin_never_import_the_tools():
@@ -118,20 +119,22 @@ def test_no_import_cycles():
 
 def test_the_scan_sees_imports():
     """The checks above are not vacuous: the scan finds known edges, lazy and relative ones included."""
-    assert 'ndrsr.convert' in GRAPH['ndrsr.weights'] and 'ndrsr.checkpoint' in GRAPH['ndrsr.convert']
-    assert 'ndrsr.resume' in GRAPH['ndrsr.compat']  # imported inside a function
+    assert 'ndrsr.lib.convert' in GRAPH['ndrsr.lib.weights'] and 'ndrsr.lib.checkpoint' in GRAPH['ndrsr.lib.convert']
+    assert 'ndrsr.glue.resume' in GRAPH['ndrsr.glue.compat']  # imported inside a function
     assert 'ndrsr.data.sources' in GRAPH['ndrsr.data.mixed_degradation_dataset']  # relative
-    assert 'ndrsr.cli.common' in GRAPH['ndrsr.cli.restore']
-    assert 'ndrsr.cli.convert' not in GRAPH['ndrsr.convert']  # only in its __main__ block
+    assert 'ndrsr.glue.compat' in GRAPH['ndrsr']  # ``from .glue import compat``
+    assert 'ndrsr.cli.paths' in GRAPH['ndrsr.cli.restore']
 
 
-@pytest.mark.parametrize('module', ['ndrsr.convert', 'ndrsr.data.make_lmdb', 'ndrsr.data.check'])
-def test_python_m_commands_keep_working(module):
-    """The library modules' python -m entries run their tools in ndrsr/cli."""
+@pytest.mark.slow
+@pytest.mark.parametrize('tool', ['convert', 'make_lmdb', 'check'])
+def test_tools_run_as_console_scripts_and_python_m(tool):
+    """``ndrsr-convert`` / ``ndrsr-make-lmdb`` / ``ndrsr-check`` (setup.py) and ``python -m ndrsr.cli.<tool>``."""
     import subprocess
     import sys
     from helpers_pipeline import REPO, env
-    out = subprocess.run([sys.executable, '-m', module, '--help'], cwd=REPO, env=env(REPO), capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f'usage: python -m {module}' in out.stdout
+    script = osp.join(osp.dirname(sys.executable), 'ndrsr-' + tool.replace('_', '-'))
+    for cmd in ([script], [sys.executable, '-m', f'ndrsr.cli.{tool}']):
+        out = subprocess.run(cmd + ['--help'], cwd=REPO, env=env(REPO), capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.startswith(f'usage: ndrsr-{tool.replace("_", "-")} '), out.stdout[:200]

@@ -1,6 +1,6 @@
-"""python -m ndrsr.data.check: will the datasets of an options file train?
+"""ndrsr-check: will the datasets of an options file train?
 
-    python -m ndrsr.data.check -opt options/train_all_in_one.yml [--no-read]
+    ndrsr-check -opt options/train_all_in_one.yml [--no-read]
 
 Prints the option problems training would refuse, then, per source, what
 :func:`ndrsr.data.check.check_options` found. Exit status 0 when training would
@@ -35,11 +35,11 @@ def print_report(results: List[SourceCheck], out=None) -> Tuple[int, int]:
     return len(results), bad
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m ndrsr.data.check', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='ndrsr-check', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', required=True, help='options YAML')
     parser.add_argument('--no-read', action='store_true', help='only list and pair files, do not decode images')
     args = parser.parse_args(argv)
-    from ndrsr.options_io import OptionsFileError, load_options_file
+    from ndrsr.glue.options_io import OptionsFileError, load_options_file
     try:
         opt = load_options_file(args.opt)  # the safe loader: a downloaded options file cannot run code
     except OptionsFileError as e:

@@ -38,10 +38,11 @@ from collections import Counter
 from os import path as osp
 from typing import Optional, Sequence, Tuple
 
-from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, UsageError, process_each,
-                              add_model_arguments, add_output_arguments, add_runtime_arguments, check_output_folder,
-                              check_writable, cli_main, collect_inputs, describe_failure, model_weights,
-                              report_failures, safe_output_path)
+from ndrsr.cli.arguments import add_model_arguments, add_output_arguments, add_runtime_arguments, model_weights
+from ndrsr.cli.errors import WEIGHTS_FLAGS, UsageError, cli_main
+from ndrsr.cli.paths import (OutputFolder, OutputPolicy, check_output_folder, check_writable, collect_inputs,
+                             safe_output_path)
+from ndrsr.cli.progress import Progress, describe_failure, process_each, report_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 'released one')
     parser.add_argument('--degrad-weights', help='NDR-Degrad checkpoint, if not beside --weights')
     parser.add_argument('--opt', help='BasicSR options YAML with network_g and network_degrad')
-    from ndrsr.tiling import FIT_MODES
+    from ndrsr.lib.transfer import FIT_MODES
     parser.add_argument('--fit', choices=FIT_MODES, default='difference',
                         help="difference (default; noise, rain): the --like image's degradation alone (its U's minus "
                              "those of its restoration) added to the clean image's own, mirror-tiled; "
@@ -75,14 +76,15 @@ def recognise_file(restore_net, path: str, args) -> Tuple[list, Tuple[int, int]]
     """[U1..U3] (CPU, at the padded resolution) of the image file ``path``, and its (H, W).
 
     With a difference fit these are the degradation part alone
-    (:func:`ndrsr.tiling.degradation_difference`); a warning goes to stderr when
+    (:func:`ndrsr.lib.transfer.degradation_difference`); a warning goes to stderr when
     the restoration removes little from the image.
     """
     import numpy as np
     import torch
 
-    from ndrsr.cli.image_files import multi_frame_warning, read_image_file
-    from ndrsr.tiling import DIFFERENCE_FITS, degradation_difference, removed_share, tile_recognise
+    from ndrsr.lib.image_files import multi_frame_warning, read_image_file
+    from ndrsr.lib.tiling import tile_recognise
+    from ndrsr.lib.transfer import DIFFERENCE_FITS, degradation_difference, removed_share
 
     image = read_image_file(path)
     if image.frames > 1:
@@ -110,8 +112,9 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
     import numpy as np
     import torch
 
-    from ndrsr.cli.image_files import multi_frame_warning, read_image_file, write_image_file
-    from ndrsr.tiling import DIFFERENCE_FITS, fit_degradations, network_stride, tile_degrade, transfer_degradations
+    from ndrsr.lib.image_files import multi_frame_warning, read_image_file, write_image_file
+    from ndrsr.lib.tiling import network_stride, tile_degrade
+    from ndrsr.lib.transfer import DIFFERENCE_FITS, fit_degradations, transfer_degradations
 
     image = read_image_file(path)
     if image.frames > 1:
@@ -134,8 +137,9 @@ def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: 
 
 
 def run(args) -> int:
-    from ndrsr.tiling import DIFFERENCE_FITS, resolve_device, resolve_precision
-    from ndrsr.weights import load_degrad_network, load_restore_network
+    from ndrsr.lib.tiling import resolve_device, resolve_precision
+    from ndrsr.lib.transfer import DIFFERENCE_FITS
+    from ndrsr.lib.weights import load_degrad_network, load_restore_network
 
     cleans = collect_inputs(args.clean)
     like = collect_inputs([args.like])

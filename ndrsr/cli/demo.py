@@ -6,7 +6,7 @@ fine-tune it for a few minutes through the real training pipeline and show both.
 1. exports scikit-image's bundled natural colour photos to ``datasets/demo/{train,val}``
    (no download: they are files inside the scikit-image wheel);
 2. degrades the validation photos (noise sigma 25, rain, haze; seeded per image) and
-   restores them with the shipped model (``ndrsr.model_zoo``, model ``small_v3``, which it fine-tunes);
+   restores them with the shipped model (``ndrsr.lib.model_zoo``, model ``small_v3``, which it fine-tunes);
 3. fine-tunes that model on the training photos with the real training pipeline,
    ``python ndrsr/train.py -opt options/train_demo.yml`` (NDR-Restore + NDR-Degrad,
    bidirectional, a few hundred iterations on the CPU);
@@ -102,10 +102,10 @@ def evaluate_and_show(opt_path: str, out_dir: str, finetuned: Optional[str]) -> 
     from basicsr.data import build_dataset
     from basicsr.utils import tensor2img
 
-    from ndrsr.model_zoo import resolve_model
-    from ndrsr.options_io import load_options_file
-    from ndrsr.tiling import tile_forward
-    from ndrsr.weights import load_restore_network
+    from ndrsr.lib.model_zoo import resolve_model
+    from ndrsr.glue.options_io import load_options_file
+    from ndrsr.lib.tiling import tile_forward
+    from ndrsr.lib.weights import load_restore_network
 
     opt = load_options_file(opt_path)
     shipped = resolve_model(DEMO_MODEL)
@@ -172,9 +172,9 @@ def main(argv=None) -> int:
     parser.add_argument('--skip-train', action='store_true',
                         help='no fine-tuning: show the shipped model (and an earlier fine-tuning, if any)')
     args = parser.parse_args(argv)
-    from ndrsr.allocator import retain_freed_memory
-    retain_freed_memory()  # see ndrsr/allocator.py
-    from ndrsr.options_io import load_options_file
+    from ndrsr.glue.allocator import retain_freed_memory
+    retain_freed_memory()  # see ndrsr/glue/allocator.py
+    from ndrsr.glue.options_io import load_options_file
     name = load_options_file(args.opt)['name']
     export_photos(osp.join(ROOT, 'datasets', 'demo'))
     seconds = None if args.skip_train else run_training(args.opt)

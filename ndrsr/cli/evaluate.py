@@ -48,7 +48,7 @@ def scored_size(shape, crop_border: int) -> tuple:
 
 def _bgr255(path: str) -> np.ndarray:
     """An image file as float64 BGR (H, W, 3) in [0, 255] (gray repeated, alpha dropped)."""
-    from ndrsr.cli.image_files import read_image_file
+    from ndrsr.lib.image_files import read_image_file
     return read_image_file(path).rgb[:, :, ::-1].astype(np.float64) * 255.
 
 
@@ -146,14 +146,14 @@ def write_markdown(table: str, path: str) -> None:
 
 def write_report(path: str, write) -> None:
     """``write(tmp)`` then rename to ``path`` (all or nothing), creating the folder."""
-    from ndrsr.checkpoint import atomic_write
+    from ndrsr.lib.checkpoint import atomic_write
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     atomic_write(path, write, tmp=osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}'))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ndrsr.cli.common import pixels
+    from ndrsr.cli.arguments import pixels
     parser = argparse.ArgumentParser(prog='ndrsr-eval', description=__doc__.split('\n\n')[0])
     parser.add_argument('restored', metavar='RESTORED_DIR', help='folder of restored images')
     parser.add_argument('--gt', help='folder of ground-truth images (without it: NIQE)')
@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Score, print the table, then write the reports asked for; returns the exit status."""
-    from ndrsr.cli.common import UsageError, check_writable
+    from ndrsr.cli.errors import UsageError
+    from ndrsr.cli.paths import check_writable
 
     reports = [(flag, path, fn) for flag, path, fn in (('--csv', args.csv, 'csv'), ('--md', args.md, 'md')) if path]
     if args.csv and args.md and osp.abspath(args.csv) == osp.abspath(args.md):
@@ -213,7 +214,7 @@ def run(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point of ``ndrsr-eval``."""
-    from ndrsr.cli.common import cli_main
+    from ndrsr.cli.errors import cli_main
     return cli_main('ndrsr-eval', build_parser(), run, argv, {})
 
 

@@ -1,7 +1,7 @@
-"""python -m ndrsr.data.make_lmdb: build BasicSR-format LMDBs from image folders.
+"""ndrsr-make-lmdb: build BasicSR-format LMDBs from image folders.
 
-    python -m ndrsr.data.make_lmdb FOLDER OUT.lmdb [--compress-level 1]
-    python -m ndrsr.data.make_lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
+    ndrsr-make-lmdb FOLDER OUT.lmdb [--compress-level 1]
+    ndrsr-make-lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
 
 The work is :func:`ndrsr.data.make_lmdb.make_lmdb` (safety, map size and format
 are described there). Exit status 1 when a build fails or an output exists, 2
@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 def build_parser() -> argparse.ArgumentParser:
     from ndrsr.data import make_lmdb as lib
-    parser = argparse.ArgumentParser(prog='python -m ndrsr.data.make_lmdb', description=lib.__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='ndrsr-make-lmdb', description=lib.__doc__.split('\n\n')[0])
     parser.add_argument('folder', nargs='?', help='image folder')
     parser.add_argument('lmdb_path', nargs='?', help='output .lmdb folder (must not exist)')
     parser.add_argument('-opt', help='options YAML: build one LMDB per disk folder of its datasets')
@@ -33,13 +33,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     import lmdb
 
-    from ndrsr.compat import apply_pipeline_fixes
+    from ndrsr.glue.compat import apply_pipeline_fixes
     from ndrsr.data.make_lmdb import folders_in_options, make_lmdb
     from ndrsr.data.pairing import DataLayoutError
     apply_pipeline_fixes()  # ndrsr's entry points run BasicSR with its fixes (basicsr's own LMDB map size too)
     jobs: List[Tuple[str, str]] = []
     if args.opt:
-        from ndrsr.options_io import OptionsFileError, load_options_file
+        from ndrsr.glue.options_io import OptionsFileError, load_options_file
         try:
             opt = load_options_file(args.opt)  # the safe loader: a downloaded options file cannot run code
         except OptionsFileError as e:

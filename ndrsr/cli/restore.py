@@ -10,7 +10,7 @@ grayscale-ness; JPEG inputs with alpha or 16 bits are written as PNG.
 OUT_DIR may not be an input folder, and no output may replace an input.
 Existing outputs are replaced only with --overwrite (--skip-existing keeps
 them and restores the rest). Without --weights the default named model is
-used (--model picks another; ndrsr.model_zoo). Unreadable images are reported
+used (--model picks another; ndrsr.lib.model_zoo). Unreadable images are reported
 and skipped; the exit status is 1 if any image failed, 2 for a usage error.
 See docs/inference.md.
 """
@@ -22,10 +22,11 @@ import time
 from os import path as osp
 from typing import List, Optional, Sequence
 
-from ndrsr.cli.common import (WEIGHTS_FLAGS, OutputFolder, OutputPolicy, Progress, add_model_arguments,
-                              add_output_arguments, add_runtime_arguments, check_output_folder, check_output_names,
-                              check_writable, cli_main, collect_inputs, model_weights, output_name, process_each,
-                              report_failures, safe_output_path)
+from ndrsr.cli.arguments import add_model_arguments, add_output_arguments, add_runtime_arguments, model_weights
+from ndrsr.cli.errors import WEIGHTS_FLAGS, cli_main
+from ndrsr.cli.paths import (OutputFolder, OutputPolicy, check_output_folder, check_output_names, check_writable,
+                             collect_inputs, output_name, safe_output_path)
+from ndrsr.cli.progress import Progress, process_each, report_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def planned_extension(path: str, ext: str) -> str:
     """The output extension of ``path`` as far as it is known before the image is read (``--ext``, else the
     input's; PNG for a format that cannot be written). Reading may still switch it to PNG (alpha, 16 bits)."""
-    from ndrsr.cli.image_files import output_extension
+    from ndrsr.lib.image_files import output_extension
     return output_extension(None, path, ext)
 
 
@@ -75,8 +76,8 @@ def restore_one(net, path: str, out_dir: str, args, device, inputs_real: set, pr
     import numpy as np
     import torch
 
-    from ndrsr.cli.image_files import multi_frame_warning, output_extension, read_image_file, write_image_file
-    from ndrsr.tiling import tile_forward, tile_recognise
+    from ndrsr.lib.image_files import multi_frame_warning, output_extension, read_image_file, write_image_file
+    from ndrsr.lib.tiling import tile_forward, tile_recognise
 
     image = read_image_file(path)
     ext = output_extension(image, path, args.ext)
@@ -101,8 +102,8 @@ def run(args) -> int:
     """Restore every input; returns the exit status (0 all good, 1 some failed)."""
     import torch
 
-    from ndrsr.tiling import resolve_device, resolve_precision
-    from ndrsr.weights import load_restore_network
+    from ndrsr.lib.tiling import resolve_device, resolve_precision
+    from ndrsr.lib.weights import load_restore_network
 
     inputs = collect_inputs(args.inputs)
     check_output_folder(args.output, inputs)

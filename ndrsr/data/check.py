@@ -2,7 +2,7 @@
 
 Usage (the tool is :mod:`ndrsr.cli.check`)::
 
-    python -m ndrsr.data.check -opt options/train_all_in_one.yml [--no-read]
+    ndrsr-check -opt options/train_all_in_one.yml [--no-read]
 
 For every ``MixedDegradationDataset`` source and every ``TaskValidationDataset``
 it prints how many pairs/images it found, every unpaired file, every
@@ -16,7 +16,6 @@ It uses the same pairing, reading and size checks as the datasets
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -103,11 +102,11 @@ def _read_all(src: Source, client, result: SourceCheck, crop: Optional[int], sma
 
 
 def options_check(opt: dict) -> Optional[SourceCheck]:
-    """The problems training would refuse before reading any data (:func:`ndrsr.options_check.options_problems`:
+    """The problems training would refuse before reading any data (:func:`ndrsr.glue.options_check.options_problems`:
     unknown keys, gt_size and scale, source names, ratios, network sizes, the schedule), as one result; None when
     there are none. A file with only ``datasets`` (no ``model_type``, no ``train``) is checked as a data layout:
     the sections BasicSR needs besides are not asked for."""
-    from ndrsr.options_check import options_problems
+    from ndrsr.glue.options_check import options_problems
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
     is_train = 'train' in datasets or 'train' in opt
     full = 'model_type' in opt or 'train' in opt
@@ -143,8 +142,3 @@ def check_options(opt: dict, read: bool = True) -> List[SourceCheck]:
             spec.setdefault('io_backend', {'type': 'disk'})
             results.append(check_source(spec, f'datasets.{key}', scale, None, unpaired, None, 'error', gray, read))
     return results
-
-
-if __name__ == '__main__':  # python -m ndrsr.data.check: the command-line tool
-    from ndrsr.cli.check import main
-    sys.exit(main())

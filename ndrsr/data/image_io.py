@@ -76,7 +76,7 @@ def decode_image(content: Optional[bytes], name: str, gray: str = 'convert') -> 
         raise ValueError(f"gray must be one of {GRAY_MODES}, got {gray!r}")
     if content is None:
         raise ImageReadError(f'{name}: no data (the LMDB has no value for this key). '
-                             'Rebuild the LMDB with `python -m ndrsr.data.make_lmdb` or remove the key from '
+                             'Rebuild the LMDB with `ndrsr-make-lmdb` or remove the key from '
                              'its meta_info.txt.')
     if len(content) == 0:
         raise ImageReadError(f'{name}: the file is empty. Re-export it or remove it from the folder.')
@@ -138,7 +138,7 @@ def read_image(file_client, path: str, client_key: str = 'default', gray: str = 
             content = file_client.get(path)
         except FileNotFoundError:
             raise ImageReadError(f'{name}: file not found (moved or deleted after the dataset was indexed?). '
-                                 'Restore it or re-run `python -m ndrsr.data.check -opt OPTIONS.yml`.') from None
+                                 'Restore it or re-run `ndrsr-check -opt OPTIONS.yml`.') from None
         except IsADirectoryError:
             raise ImageReadError(f'{name}: is a folder, not an image. Move it out of the data folder.') from None
     return decode_image(content, name, gray)
@@ -188,7 +188,7 @@ def lmdb_problem(path: str, env: Any = None) -> Optional[str]:
 
 
 def _lmdb_fix(path: str) -> str:
-    return (f'Rebuild it with `python -m ndrsr.data.make_lmdb FOLDER {path}` (after moving the broken one away), '
+    return (f'Rebuild it with `ndrsr-make-lmdb FOLDER {path}` (after moving the broken one away), '
             'or copy it again.')
 
 

@@ -2,8 +2,8 @@
 
 Usage (the tool is :mod:`ndrsr.cli.make_lmdb`)::
 
-    python -m ndrsr.data.make_lmdb FOLDER OUT.lmdb [--compress-level 1]
-    python -m ndrsr.data.make_lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
+    ndrsr-make-lmdb FOLDER OUT.lmdb [--compress-level 1]
+    ndrsr-make-lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
 
 The LMDB holds one PNG-encoded value per image (pixels as stored: 8/16-bit,
 1/3/4 channels, ``cv2.IMREAD_UNCHANGED``), keyed by the file name without
@@ -213,8 +213,3 @@ def folders_in_options(opt: dict) -> List[str]:
                 if src.get(key) and src[key] not in folders:
                     folders.append(src[key])
     return folders
-
-
-if __name__ == '__main__':  # python -m ndrsr.data.make_lmdb: the command-line tool
-    from ndrsr.cli.make_lmdb import main
-    sys.exit(main())

@@ -206,11 +206,11 @@ def list_lmdb(lmdb_path: str, option: str = 'dataroot', where: str = 'dataset', 
                               "(BasicSR's convention). Point it to the .lmdb folder or use io_backend: {type: disk}.")
     if not osp.isfile(osp.join(lmdb_path, 'data.mdb')):
         raise DataLayoutError(f'{where}: {lmdb_path} has no data.mdb, it is not an LMDB. '
-                              f'Build it with `python -m ndrsr.data.make_lmdb FOLDER {lmdb_path}`.')
+                              f'Build it with `ndrsr-make-lmdb FOLDER {lmdb_path}`.')
     meta = osp.join(lmdb_path, 'meta_info.txt')
     if not osp.isfile(meta):
         raise DataLayoutError(f'{where}: {lmdb_path} has no meta_info.txt, so its keys are unknown. Rebuild it with '
-                              '`python -m ndrsr.data.make_lmdb`, or write meta_info.txt with one line per image: '
+                              '`ndrsr-make-lmdb`, or write meta_info.txt with one line per image: '
                               '`KEY.png (h,w,c) 1`.')
     names: Dict[str, str] = {}
     for name in read_meta_info(meta, where):
@@ -224,7 +224,7 @@ def list_lmdb(lmdb_path: str, option: str = 'dataroot', where: str = 'dataset', 
         if missing:
             more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
             raise DataLayoutError(f"{where}: key {missing[0]!r}{more} is listed in {meta} but missing from the LMDB "
-                                  f'{lmdb_path}. Rebuild the LMDB with `python -m ndrsr.data.make_lmdb`, or delete '
+                                  f'{lmdb_path}. Rebuild the LMDB with `ndrsr-make-lmdb`, or delete '
                                   'those lines from meta_info.txt.')
     return Listing(lmdb_path, 'lmdb', dict(sorted(names.items())))
 
@@ -302,7 +302,7 @@ def pairing_errors(report: PairingReport, lq: Listing, gt: Listing, rule: Pairin
     total = len(report.lq_no_match) + len(report.lq_without_gt) + len(report.gt_without_lq)
     if total > len(errors):
         errors.append(f'{where}: ... and {total - len(errors)} more unpaired files '
-                      '(python -m ndrsr.data.check -opt OPTIONS.yml lists them all).')
+                      '(ndrsr-check -opt OPTIONS.yml lists them all).')
     if errors:
         errors.append('Fix: check dataroot_lq / dataroot_gt, set pairing (same, rain, reside, '
                       '{pattern: REGEX, gt: TEMPLATE} or {filename_tmpl: ...}), or set unpaired: ignore to skip '

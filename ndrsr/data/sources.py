@@ -5,7 +5,7 @@ folder of degraded images or a synthesis recipe (``synthesize``). The training
 mix (:class:`~ndrsr.data.mixed_degradation_dataset.MixedDegradationDataset`) is
 a list of sources, a validation set
 (:class:`~ndrsr.data.task_val_dataset.TaskValidationDataset`) is one, and the
-layout checker (``python -m ndrsr.data.check``) parses them the same way. Every
+layout checker (``ndrsr-check``) parses them the same way. Every
 source option is documented in docs/datasets.md.
 
 * :func:`parse_source` validates a source's options, lists and pairs its files;
@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from basicsr.utils import FileClient
 
-from ndrsr.options_io import unknown_key_problems
+from ndrsr.glue.options_io import unknown_key_problems
 
 from .degradations import SynthStep, parse_synthesis, synthesis_scale, synthesis_task
 from .image_io import lmdb_env

@@ -2,8 +2,8 @@
 
 :class:`~ndrsr.data.mixed_degradation_dataset.MixedDegradationDataset`,
 :class:`~ndrsr.data.task_val_dataset.TaskValidationDataset`, the layout check
-(``python -m ndrsr.data.check``) and the checks ``ndrsr/train.py`` runs before it
-creates anything (:mod:`ndrsr.options_check`) all use these functions, so they
+(``ndrsr-check``) and the checks ``ndrsr/train.py`` runs before it
+creates anything (:mod:`ndrsr.glue.options_check`) all use these functions, so they
 accept and refuse the same options.
 
 * :func:`dataset_problems`: unknown keys (with the nearest valid name), ``gt_size``
@@ -18,7 +18,7 @@ from __future__ import annotations
 from os import path as osp
 from typing import Any, Dict, List, Optional
 
-from ndrsr.options_io import unknown_key_problems
+from ndrsr.glue.options_io import unknown_key_problems
 
 from .image_io import GRAY_MODES, lmdb_problem
 from .sources import SOURCE_KEYS, UNPAIRED_MODES, choice_problems, is_int, source_name, source_problems
@@ -147,7 +147,7 @@ def _root_problem(path: str, backend: str) -> Optional[str]:
     if backend == 'lmdb':
         problem = lmdb_problem(path)
         if problem is not None:
-            return f'{problem}; rebuild it with python -m ndrsr.data.make_lmdb'
+            return f'{problem}; rebuild it with ndrsr-make-lmdb'
     return None
 
 

@@ -48,9 +48,8 @@ plain networks; ``net_g_ema`` and validation use the plain network (validation
 through ``prepare_for_inference``).
 
 Attributes: ``net_g`` / ``net_g_ema`` / ``optimizer_g`` (NDR-Restore), ``net_degrad`` / ``optimizer_degrad``
-(NDR-Degrad and the degradation step; in BasicSR ``net_d`` means a discriminator). ``net_d`` and
-``optimizer_d``, their names before, remain as read-only aliases. Option keys and checkpoint names
-are unchanged (``network_degrad``, ``optim_degrad``, ``pretrain_network_degrad``, ``net_degrad_<iter>.pth``);
+(NDR-Degrad and the degradation step; in BasicSR ``net_d`` means a discriminator). Option keys and
+checkpoint names: ``network_degrad``, ``optim_degrad``, ``pretrain_network_degrad``, ``net_degrad_<iter>.pth``;
 training states store the optimizers by position, so older states resume as before.
 
 Checkpoints: ``net_g_<iter>.pth`` (``params`` + ``params_ema``),
@@ -79,9 +78,9 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from ndrsr.archs.fast_path import prepare_for_inference, prepare_for_training
-from ndrsr.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
-from ndrsr.options_check import SCHEDULES
-from ndrsr.resume import resume_training
+from ndrsr.lib.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
+from ndrsr.glue.options_check import SCHEDULES
+from ndrsr.glue.resume import resume_training
 
 
 @MODEL_REGISTRY.register()
@@ -102,16 +101,6 @@ class NDRModel(SRModel):
             self._remove_partial_checkpoints()
 
     # ------------------------------------------------------------------ set-up
-    @property
-    def net_d(self):
-        """Old name of ``net_degrad`` (kept for existing code; in BasicSR ``net_d`` is a discriminator)."""
-        return self.net_degrad
-
-    @property
-    def optimizer_d(self):
-        """Old name of ``optimizer_degrad`` (kept for existing code)."""
-        return self.optimizer_degrad
-
     def model_to_device(self, net):
         """Move to the device; with ``train.fast_path`` swap in the training view *before* any DDP wrap."""
         if self.train_fast_path:
@@ -287,7 +276,7 @@ class NDRModel(SRModel):
 
     def resume_training(self, resume_state):
         """BasicSR's resume_training; a scheduler whose options differ from the saved ones follows the options
-        from the saved iteration on, with a log line (:func:`ndrsr.resume.resume_training`)."""
+        from the saved iteration on, with a log line (:func:`ndrsr.glue.resume.resume_training`)."""
         resume_training(self, resume_state)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
@@ -304,7 +293,7 @@ class NDRModel(SRModel):
                 param_key = 'params'
             if param_key not in load_net:
                 raise KeyError(f'{load_path} has no {param_key!r} entry (keys: {list(load_net)[:5]}). A released '
-                               f'NDR-Restore checkpoint must be converted first: python -m ndrsr.convert '
+                               f'NDR-Restore checkpoint must be converted first: ndrsr-convert '
                                f'{load_path} OUT_DIR.')
             load_net = load_net[param_key]
         load_net = strip_module_prefix(load_net)
@@ -329,7 +318,7 @@ class NDRModel(SRModel):
         with torch.inference_mode():
             fast = self._val_view if getattr(self, '_val_view_of', None) is net else prepare_for_inference(net)
             if tile:
-                from ndrsr.tiling import tile_forward
+                from ndrsr.lib.tiling import tile_forward
                 self.output = tile_forward(fast, self.lq, tile=tile, overlap=val_opt.get('tile_overlap', 32))
             else:
                 self.output = fast(self.lq)

@@ -1,0 +1,72 @@
+"""The argument groups the tools share: outputs, models and weights, runtime (tiles, device, precision)."""
+from __future__ import annotations
+
+import argparse
+from os import path as osp
+from typing import Sequence
+
+from ndrsr.cli.errors import UsageError
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--overwrite / --skip-existing (exclusive): what to do with outputs that already exist."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--overwrite', action='store_true', help='replace output files that already exist')
+    group.add_argument('--skip-existing', action='store_true',
+                       help='keep output files that already exist and process only the other inputs (resume a '
+                            'big folder)')
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
+    """--model NAME / -w --weights FILE (exclusive); neither: the default model."""
+    from ndrsr.lib.model_zoo import DEFAULT_MODEL, describe_models
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--model', metavar='NAME',
+                       help=f'a named model, used when --weights is not given (default {DEFAULT_MODEL}): '
+                            f'{describe_models()}')
+    group.add_argument('-w', '--weights', help=weights_help)
+
+
+def model_weights(args: argparse.Namespace, companions: Sequence[str] = ('opt',)) -> str:
+    """The NDR-Restore weights file to load: ``--weights``, else the files of ``--model`` (the default model
+    when neither is given), which are downloaded first if needed; prints which model is used.
+
+    ``companions``: the flags that only make sense with ``--weights`` (a named model brings its own options
+    and NDR-Degrad weights).
+    """
+    if args.weights:
+        return args.weights
+    from ndrsr.lib.model_zoo import DEFAULT_MODEL, resolve_model
+    given = [f'--{c.replace("_", "-")}' for c in companions if getattr(args, c, None)]
+    if given:
+        raise UsageError(f'{" and ".join(given)} go{"es" if len(given) == 1 else ""} with --weights: a named model '
+                         f'(--model, default {DEFAULT_MODEL}) brings its own options and both networks.')
+    files = resolve_model(args.model or DEFAULT_MODEL, progress=not args.quiet)
+    print(f'model: {files.name} \u2014 {files.summary} [{osp.dirname(files.restore)}]')
+    return files.restore
+
+
+def pixels(text: str) -> int:
+    """argparse type of --tile / --tile-overlap: a whole number of pixels, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number of pixels, got {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be 0 or more pixels, got {value}')
+    return value
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tile, --tile-overlap, --device, --precision, --quiet (shared by ndrsr-restore and ndrsr-degrade)."""
+    from ndrsr.lib.tiling import DEFAULT_OVERLAP, PRECISIONS
+    parser.add_argument('--tile', type=pixels, default=0,
+                        help='tile size in pixels (multiple of 8); 0 = auto: the whole image if it has at most '
+                             '768x512 pixels (CPU) or fits in half the free GPU memory, else 512 tiles (default 0)')
+    parser.add_argument('--tile-overlap', type=pixels, default=DEFAULT_OVERLAP,
+                        help='overlap of neighbouring tiles, blended with raised-cosine ramps '
+                             f'(default {DEFAULT_OVERLAP})')
+    parser.add_argument('--device', default='auto', help='auto (CUDA if available), cpu, cuda or cuda:N (default auto)')
+    parser.add_argument('--precision', default='auto', choices=list(PRECISIONS),
+                        help='compute precision: auto = fp32 on CPU, fp16 on CUDA; fp16/bf16 need CUDA')
+    parser.add_argument('-q', '--quiet', action='store_true', help='no progress bar')

@@ -1,0 +1,83 @@
+"""The start that ``ndrsr/train.py`` and ``ndrsr/test.py`` share: BasicSR's pipeline, ndrsr's fixes, user errors.
+
+:func:`run_pipeline` applies BasicSR's pipeline fixes
+(:func:`ndrsr.glue.compat.apply_pipeline_fixes`) and the allocator setting
+(:func:`ndrsr.glue.allocator.retain_freed_memory`), then runs BasicSR's
+``train_pipeline`` or ``test_pipeline`` rooted at :func:`project_root`; errors
+the user can fix end the run with their message alone
+(:func:`run_reporting_user_errors`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from os import path as osp
+from typing import Callable, Tuple
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir))
+
+
+def project_root() -> str:
+    """Where experiments/ and results/ go: $NDRSR_ROOT if set, else the repository root."""
+    return osp.abspath(os.environ.get('NDRSR_ROOT') or REPO_ROOT)
+
+
+def user_errors() -> Tuple[Tuple[type, ...], Tuple[type, ...]]:
+    """(errors in the options, other errors the user can fix): reported as their message alone, no traceback.
+
+    Options: unreadable or unsafe options files, options that cannot train. Others:
+    data that does not match the options (missing, unpaired, unreadable, truncated
+    images or LMDBs), weights that do not fit, a run that cannot be resumed as
+    asked, a missing file, a non-finite loss (its message says what to do).
+    Anything else is a bug and keeps its traceback.
+    """
+    from ndrsr.lib.checkpoint import WeightsError
+    from ndrsr.data.image_io import DataLayoutError, ImageReadError
+    from ndrsr.glue.options_io import OptionsError, OptionsFileError
+    from ndrsr.glue.resume import ResumeError
+    return (OptionsFileError, OptionsError), (DataLayoutError, ImageReadError, WeightsError, ResumeError,
+                                              FileNotFoundError, FloatingPointError)
+
+
+def user_message(err: BaseException) -> str:
+    """The message of ``err``; for one re-raised from a DataLoader worker, the original message without the
+    worker's traceback."""
+    text = str(err)
+    marker = 'Original Traceback (most recent call last):'
+    if marker in text:
+        matches = list(re.finditer(rf'^\S*{re.escape(type(err).__name__)}: ', text.split(marker, 1)[1], re.M))
+        if matches:
+            text = text.split(marker, 1)[1][matches[-1].end():]
+    return text.strip()
+
+
+def run_reporting_user_errors(pipeline: Callable[[], None]) -> None:
+    """Run ``pipeline``; an error the user can fix prints ``error: <message>`` on stderr and exits with status 2
+    (options) or 1 (data, weights, resume, files), without a traceback."""
+    options_errors, other_errors = user_errors()
+    try:
+        pipeline()
+    except options_errors + other_errors as err:
+        print(f'error: {user_message(err)}', file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(err, options_errors) else 1)
+
+
+def run_pipeline(kind: str) -> None:
+    """BasicSR's ``train_pipeline`` (``kind='train'``) or ``test_pipeline`` (``'test'``) with ndrsr registered.
+
+    The options are checked (:mod:`ndrsr.glue.options_check`) and a resumed run's networks compared
+    (:mod:`ndrsr.glue.resume`) before anything is created (the pipeline fixes do it).
+    """
+    import ndrsr  # noqa: F401  (must precede basicsr.train / basicsr.test: import aliases, registries)
+    from ndrsr.glue.allocator import retain_freed_memory
+    from ndrsr.glue.compat import apply_pipeline_fixes
+    apply_pipeline_fixes()  # resume, run folders, distributed launch, option parsing (docs/compat.md)
+    retain_freed_memory()  # reuse freed tensor memory instead of page-faulting it in again
+    if kind == 'train':
+        from basicsr.train import train_pipeline as pipeline
+    elif kind == 'test':
+        from basicsr.test import test_pipeline as pipeline
+    else:
+        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+    run_reporting_user_errors(lambda: pipeline(project_root()))
