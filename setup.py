@@ -24,7 +24,15 @@ setup(
         'scikit-image',
         'tqdm',
     ],
-    extras_require={'test': ['pytest', 'pytest-timeout', 'ruff==0.16.9']},
+    extras_require={
+        'test': ['pytest', 'pytest-timeout', 'ruff==0.16.9',
+                 # the deployment tests run the real exporters and runtimes (ndrsr[onnx], ndrsr[spandrel])
+                 'onnx==1.23.2', 'onnxruntime==1.31.1', 'onnxscript==0.7.2', 'safetensors==0.8.0', 'spandrel==0.4.2'],
+        # ndrsr-export and ndrsr-restore --weights X.onnx / X.safetensors (docs/inference.md, "Deploying")
+        'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.3', 'safetensors>=0.4'],
+        # ndrsr.spandrel.install(): NDR-Restore in spandrel (chaiNNer, ComfyUI)
+        'spandrel': ['spandrel>=0.4', 'safetensors>=0.4'],
+    },
     entry_points={'console_scripts': [
         'ndrsr-restore=ndrsr.cli.restore:main',
         'ndrsr-degrade=ndrsr.cli.degrade:main',
@@ -32,6 +40,7 @@ setup(
         'ndrsr-convert=ndrsr.cli.convert:main',
         'ndrsr-make-lmdb=ndrsr.cli.make_lmdb:main',
         'ndrsr-check=ndrsr.cli.check:main',
+        'ndrsr-export=ndrsr.cli.export:main',
     ]},
     zip_safe=False,
 )

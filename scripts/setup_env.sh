@@ -15,7 +15,7 @@ PY=${PYTHON:-python3}
 VPY=.venv/bin/python
 # The check and the version line in one Python start. ndrsr before basicsr: basicsr 1.4.2 cannot be imported
 # on this stack without ndrsr's import aliases.
-CHECK="import torch, torchvision, ndrsr, basicsr, pytest, ruff; \
+CHECK="import torch, torchvision, ndrsr, basicsr, pytest, ruff, onnx, onnxruntime, onnxscript, safetensors, spandrel; \
 print('ndrsr', ndrsr.__version__, '| basicsr', basicsr.__version__, '| torch', torch.__version__)"
 if ! "$VPY" -c "$CHECK" 2>/dev/null; then
   TORCH_INDEX=()
