@@ -9,9 +9,10 @@ Models
     ``small`` (the default): ndrsr's own small all-in-one model (noise, rain,
         haze), its newest version (:data:`SMALL_LATEST`), shipped as package data
         under ``ndrsr/pretrained/<folder>/``. Model card: docs/models.md.
-    ``small_v1``, ``small_v2``: the versions by name (``options/train_small_all_in_one.yml``,
-        then ``options/train_small_all_in_one_v2.yml`` from it). A better model is
-        added as a new version and ``small`` moves to it; a version name keeps its meaning.
+    ``small_vN``: the shipped versions by name (the newest and the one before it).
+        A better model is added as a new version and ``small`` moves to it; a
+        version name keeps its meaning. Versions no longer shipped
+        (:data:`RETIRED`) are refused with the options file that rebuilds them.
     ``paper``: the authors' released checkpoint ``model_L.pth`` (noise + rain +
         haze, the paper's all-in-one setting), downloaded once from their
         Hugging Face repository, converted once with :mod:`ndrsr.lib.convert`,
@@ -92,10 +93,6 @@ class ModelFiles:
     summary: str
 
 
-SMALL_V1 = ModelInfo('small_v1', "ndrsr's small all-in-one model v1 (noise, rain, haze; shipped with the package)",
-                     folder='small_v1')
-SMALL_V2 = ModelInfo('small_v2', "ndrsr's small all-in-one model v2 (noise, rain, haze, leaves clean photos alone; "
-                     "shipped with the package)", folder='small_v2')
 SMALL_V3 = ModelInfo('small_v3', "ndrsr's small all-in-one model v3 (noise, rain incl. light rain, haze, leaves clean "
                      "photos alone; shipped with the package)", folder='small_v3')
 SMALL_LATEST = SMALL_V3  # what 'small' means: the newest shipped version
@@ -103,12 +100,17 @@ SMALL_LATEST = SMALL_V3  # what 'small' means: the newest shipped version
 MODELS: Dict[str, ModelInfo] = {
     'small': ModelInfo('small', f"ndrsr's small all-in-one model, now {SMALL_LATEST.name} (noise, rain, haze; "
                                 "shipped with the package)", folder=SMALL_LATEST.folder),
-    'small_v1': SMALL_V1,
-    'small_v2': SMALL_V2,
     'small_v3': SMALL_V3,
     'paper': ModelInfo(
         'paper', "the authors' released all-in-one model model_L.pth (noise, rain, haze; downloaded once)",
         url='https://huggingface.co/Mingde/pre-trained-models/resolve/main/model_L.pth', file_name='model_L.pth'),
+}
+
+
+# versions no longer shipped -> the options file that rebuilds each (its card: docs/history.md)
+RETIRED: Dict[str, str] = {
+    'small_v1': 'options/train_small_all_in_one.yml',
+    'small_v2': 'options/train_small_all_in_one_v2.yml (from small_v1)',
 }
 
 
@@ -182,6 +184,11 @@ def resolve_model(name: str, progress: bool = True) -> ModelFiles:
             or conversion failed. The message names the fix.
     """
     info = MODELS.get(name)
+    if name in RETIRED:
+        raise ModelUnavailableError(
+            f"model '{name}' is no longer shipped with ndrsr; rebuild it with {RETIRED[name]} and "
+            f"scripts/export_model.py, then use its net_g.pth as the weights, or use a shipped model "
+            f"({', '.join(MODELS)})", argument='model')
     if info is None:
         raise ModelUnavailableError(f"unknown model {name!r}; known models: {', '.join(MODELS)}", argument='model')
     if info.shipped:
@@ -205,5 +212,5 @@ def describe_models() -> str:
     return '; '.join(f'{m.name}: {m.summary}' for m in MODELS.values())
 
 
-__all__ = ['DEFAULT_MODEL', 'MODELS', 'SMALL_LATEST', 'ModelFiles', 'ModelInfo', 'ModelUnavailableError', 'cache_dir',
-           'describe_models', 'model_url', 'pretrained_dir', 'resolve_model']
+__all__ = ['DEFAULT_MODEL', 'MODELS', 'RETIRED', 'SMALL_LATEST', 'ModelFiles', 'ModelInfo', 'ModelUnavailableError',
+           'cache_dir', 'describe_models', 'model_url', 'pretrained_dir', 'resolve_model']

@@ -75,10 +75,24 @@ def test_bad_download_is_reported_not_cached_as_converted(tmp_path, monkeypatch)
 
 
 def test_unknown_name():
-    known = "known models: small, small_v1, small_v2, small_v3, paper"
-    with pytest.raises(model_zoo.ModelUnavailableError, match=known) as err:
+    with pytest.raises(model_zoo.ModelUnavailableError, match="unknown model 'nope'; known models: small, small_v3") \
+            as err:
         model_zoo.resolve_model('nope')
     assert err.value.argument == 'model'
+
+
+@pytest.mark.parametrize('name, recipe', [('small_v1', 'options/train_small_all_in_one.yml'),
+                                          ('small_v2', 'options/train_small_all_in_one_v2.yml')])
+def test_retired_versions_name_the_options_that_rebuild_them(name, recipe):
+    """Versions no longer shipped: a clear refusal naming the recipe (which exists), not 'unknown model'."""
+    from conftest import ROOT
+    assert os.path.isfile(os.path.join(ROOT, recipe))
+    with pytest.raises(model_zoo.ModelUnavailableError) as err:
+        model_zoo.resolve_model(name)
+    message = str(err.value)
+    assert f"model '{name}' is no longer shipped" in message and recipe in message and 'unknown' not in message
+    assert err.value.argument == 'model'
+    assert not os.path.exists(os.path.join(model_zoo.PACKAGE_WEIGHTS, name))  # and its files are gone
 
 
 def test_pretrained_dir_follows_the_environment(monkeypatch, tmp_path):
