@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from .descriptor import InputNeeds
 from .ndr_modules import injection_class
 from .padding import check_image_batch, pad_to_multiple
 from .restormer_blocks import Downsample, Upsample
@@ -78,9 +79,14 @@ class NDRDegrad(nn.Module):
     forward(clean (B, 3, sH, sW), [U1, U2, U3]) -> degraded (B, 3, H, W)
     U_i has shape (B, Q, H_pad / 2^(i-1), W_pad / 2^(i-1)) with H_pad = ceil(H / 8) * 8,
     exactly as returned by ``NDRRestore(..., return_degradation=True)``.
+
+    ``input_needs`` (:class:`~ndrsr.archs.descriptor.InputNeeds`): the padding
+    multiple (of the low-resolution size), and that tiling changes the output
+    (global attention and pooling, as in NDR-Restore).
     """
 
-    stride = 8
+    stride = 8  # H and W (the low-resolution size) are padded to a multiple of this
+    input_needs = InputNeeds(multiple_of=stride, tiling_changes_output=True)
 
     def __init__(self,
                  in_channels: int = 3,

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from .descriptor import InputNeeds
 from .ndr_modules import NeuralDegradationRepresentation, injection_class, query_class
 from .padding import check_image_batch, pad_to_multiple
 from .restormer_blocks import Downsample, Upsample, transformer_stack
@@ -61,9 +62,14 @@ class NDRRestore(nn.Module):
     Any H, W: the input is padded (reflect) to a multiple of 8 and the output
     cropped back. The U_i are returned at the padded resolution
     (ceil(H / 8) * 8 / 2^(i-1)), which is what :class:`NDRDegrad` expects.
+
+    ``input_needs`` (:class:`~ndrsr.archs.descriptor.InputNeeds`): the padding
+    multiple, and that tiling changes the output (transposed attention over all
+    pixels, the CP modulation's global pooling).
     """
 
-    stride = 8
+    stride = 8  # H and W are padded to a multiple of this
+    input_needs = InputNeeds(multiple_of=stride, tiling_changes_output=True)
 
     def __init__(self,
                  in_channels: int = 3,

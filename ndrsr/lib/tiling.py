@@ -8,16 +8,18 @@ Device and precision (:func:`resolve_device`, :func:`resolve_precision`)
     'auto' picks CUDA when available; reduced precision (fp16 / bf16) runs
     under ``torch.autocast`` with float32 weights, on CUDA only.
 Tiling (:func:`tile_forward`, :func:`tile_recognise`, :func:`tile_degrade`)
-    The image is reflect-padded to a multiple of the network's ``stride``
-    exactly as the network pads it, cut into ``tile`` x ``tile`` tiles
+    The image is reflect-padded to the multiple the network declares
+    (``net.input_needs``, :mod:`ndrsr.archs.descriptor`) exactly as the
+    network pads it, cut into ``tile`` x ``tile`` tiles
     (multiples of the stride) that overlap by ``overlap`` pixels, each tile is
     run on the device (as :func:`~ndrsr.archs.fast_path.prepare_for_inference`
     of the network), and the results are blended on the CPU: in each overlap
     the outer quarter next to a tile's border is discarded and the middle half
     is cross-faded with raised-cosine ramps (a partition of unity; see
     :func:`ramp_window`). Memory is bounded by the tile size; the full-size
-    output lives in CPU memory. NDR-Restore has global operations (transposed
-    attention over all pixels, the CP modulation's pooling), so tiled output is
+    output lives in CPU memory. A network that declares
+    ``input_needs.tiling_changes_output`` (NDR-Restore and NDR-Degrad: transposed
+    attention over all pixels, the CP modulation's pooling) gives tiled output
     close to, not equal to, the whole-image output; docs/inference.md gives
     measured differences.
 
@@ -35,10 +37,11 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ndrsr.archs.descriptor import UNDECLARED, input_needs_of
 from ndrsr.archs.fast_path import prepare_for_inference
 from ndrsr.archs.padding import pad_to_multiple
 
-STRIDE = 8  # what NDRRestore / NDRDegrad pad to (their ``stride``); used for networks that do not say
+STRIDE = UNDECLARED.multiple_of  # the padding multiple of a network that does not declare its input_needs
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 # tile 0 (auto): the whole image when it fits, else DEFAULT_TILE tiles. On the CPU "fits" means at most
@@ -198,8 +201,9 @@ def fits_whole(pixels: int, device: torch.device, dtype: torch.dtype = torch.flo
 
 
 def network_stride(net: nn.Module) -> int:
-    """What ``net`` pads its input to a multiple of (its ``stride`` attribute; :data:`STRIDE` if it has none)."""
-    return int(getattr(net, 'stride', STRIDE))
+    """What ``net`` pads its input to a multiple of: ``net.input_needs.multiple_of`` (:data:`STRIDE` if it does not
+    declare its needs, :func:`ndrsr.archs.descriptor.input_needs_of`)."""
+    return input_needs_of(net).multiple_of
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.device | str = 'cpu',

@@ -186,6 +186,7 @@ val: ~
     assert model.output.shape == (1, 3, 19, 23)
 
 
+@pytest.mark.slow
 def test_convert_command_line(tmp_path, reference):
     """ndrsr-convert: writes BasicSR checkpoints, refuses to overwrite, explains a wrong file."""
     import subprocess
@@ -214,3 +215,18 @@ def test_convert_command_line(tmp_path, reference):
     bad = subprocess.run([cmd[0], str(wrong), str(tmp_path / 'x')],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and 'not a released NDR-Restore checkpoint' in bad.stderr
+
+
+def test_the_networks_declare_what_they_need():
+    """``input_needs``: padded to a multiple of 8 (what forward does), and tiling changes the output (global
+    operations); the tiler reads it (tests/library/test_tiling.py)."""
+    from ndrsr.archs.descriptor import InputNeeds, input_needs_of
+    for net in (NDRRestore(**SMALL_RESTORE), NDRDegrad(**SMALL_DEGRAD)):
+        assert input_needs_of(net) == InputNeeds(multiple_of=8, tiling_changes_output=True)
+    restore = NDRRestore(**SMALL_RESTORE).eval()
+    img = torch.rand(1, 3, 21, 30)
+    padded = torch.nn.functional.pad(img, (0, 2, 0, 3), mode='reflect')  # to 24 x 32, multiples of 8
+    with torch.no_grad():
+        assert torch.allclose(restore(img), restore(padded)[..., :21, :30], atol=1e-6)
+    with pytest.raises(ValueError, match='multiple_of'):
+        InputNeeds(multiple_of=0, tiling_changes_output=False)

@@ -14,6 +14,7 @@ from conftest import DATA, SMALL_DEGRAD, SMALL_RESTORE
 from torch import nn
 
 from ndrsr.archs import NDRDegrad, NDRRestore
+from ndrsr.archs.descriptor import UNDECLARED, InputNeeds, input_needs_of
 from ndrsr.lib.convert import convert_released
 from ndrsr.data.image_io import ImageReadError
 from ndrsr.cli.evaluate import evaluate_folder, score_pair, to_markdown
@@ -62,22 +63,44 @@ def test_tiled_restore_matches_whole_image_to_50db(released_nets):
     assert tiled.shape == whole.shape == (1, 3, 90, 133)
     assert whole.std() > 0.1  # the network output is not flat: the comparison means something
     assert not torch.equal(tiled, whole)  # the tiles really ran separately (global operations differ)
+    assert net.input_needs.tiling_changes_output  # which the network declares
     assert psnr(tiled, whole) >= 50
 
 
 class LocalNet(nn.Module):
-    """Convolutions only (receptive radius 3), optional pixel-shuffle up-scaling: tiling must be exact."""
+    """Convolutions only (receptive radius 3), optional pixel-shuffle up-scaling: tiling must be exact.
 
-    def __init__(self, upscale: int = 1):
+    Pads to ``multiple`` and says so in ``input_needs``, as the ndrsr networks do; records its input sizes."""
+
+    def __init__(self, upscale: int = 1, multiple: int = 8):
         super().__init__()
-        self.upscale = upscale
+        self.upscale, self.multiple, self.seen = upscale, multiple, []
+        self.input_needs = InputNeeds(multiple_of=multiple, tiling_changes_output=False)
         self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(8, 3 * upscale ** 2, 3, padding=1), nn.PixelShuffle(upscale))
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        x = nn.functional.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode='reflect')
+        self.seen.append((h, w))
+        x = nn.functional.pad(x, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode='reflect')
         return self.body(x)[..., :h * self.upscale, :w * self.upscale]
+
+
+def test_the_tiler_pads_and_cuts_to_the_multiple_the_network_declares():
+    """Tiles, overlaps and padding follow ``net.input_needs.multiple_of`` (16 here, the ndrsr networks say 8)."""
+    img = torch.rand(1, 3, 61, 83)
+    seen = {}
+    for multiple in (8, 16):
+        net = LocalNet(multiple=multiple).eval()
+        with torch.inference_mode():
+            whole = net(img)
+        net.seen.clear()
+        tiled = tile_forward(net, img, tile=40, overlap=8)
+        seen[multiple] = net.seen
+        assert len(net.seen) > 2 and all(h % multiple == 0 and w % multiple == 0 for h, w in net.seen), net.seen
+        assert (tiled - whole).abs().max() < 1e-5  # tiling_changes_output=False: tiles reproduce the whole image
+    assert any(h % 16 or w % 16 for h, w in seen[8])  # 40-pixel tiles where 8 is enough: the declaration decides
+    assert input_needs_of(nn.Conv2d(3, 3, 1)) == UNDECLARED  # a network that does not say: padded to 8, not exact
 
 
 @pytest.mark.parametrize('upscale', [1, 2])
