@@ -4,8 +4,9 @@
 
 Prints the option problems training would refuse, then, per source, what
 :func:`ndrsr.data.check.check_options` found. Exit status 0 when training would
-run, 1 when it would fail, 2 for an options file that cannot be read (missing,
-not YAML, python tags: it is read with the safe loader, so it never runs code).
+run, 1 when it would fail; an options file that cannot be read (missing, not
+YAML, python tags: it is read with the safe loader, so it never runs code) is one
+``ndrsr-check: error: ...`` line and exit status 2.
 """
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
+from ndrsr.cli.errors import USAGE
 from ndrsr.data.check import SourceCheck, check_options
+
+PROG = 'ndrsr-check'
+
 
 def print_report(results: List[SourceCheck], out=None) -> Tuple[int, int]:
     """Print one line per source and one per problem; returns (sources, sources that fail)."""
@@ -35,7 +40,7 @@ def print_report(results: List[SourceCheck], out=None) -> Tuple[int, int]:
     return len(results), bad
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='ndrsr-check', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', required=True, help='options YAML')
     parser.add_argument('--no-read', action='store_true', help='only list and pair files, do not decode images')
     args = parser.parse_args(argv)
@@ -43,13 +48,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         opt = load_options_file(args.opt)  # the safe loader: a downloaded options file cannot run code
     except OptionsFileError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        print(f'{PROG}: error: {e}', file=sys.stderr)
+        return USAGE
     results = check_options(opt, read=not args.no_read)
     if not results:
-        print(f'error: {args.opt} has no MixedDegradationDataset or TaskValidationDataset under datasets.',
+        print(f'{PROG}: error: {args.opt} has no MixedDegradationDataset or TaskValidationDataset under datasets.',
               file=sys.stderr)
-        return 2
+        return USAGE
     total, bad = print_report(results)
     print(f"\n{total - bad}/{total} sources OK" + ('' if bad == 0 else ' - training would fail, fix the above.'))
     return 1 if bad else 0

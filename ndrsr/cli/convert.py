@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ndrsr.cli.errors import error_line
+from ndrsr.cli.errors import INTERRUPTED, USAGE, error_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +31,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         g, d = convert_file(args.released, args.out_dir, args.overwrite)
     except (ValueError, OSError) as err:  # not a checkpoint, missing, exists, OUT_DIR not writable: one line
         print(error_line('ndrsr-convert', err, {'overwrite': '--overwrite'}), file=sys.stderr)
-        return 2
+        return USAGE
     except KeyboardInterrupt:
         print('\nndrsr-convert: interrupted', file=sys.stderr)
-        return 130
+        return INTERRUPTED
     print(f'wrote {g}\nwrote {d}\nwrote {os.path.join(args.out_dir, "network_options.yml")}')
     return 0
 

@@ -12,13 +12,13 @@ import os
 import sys
 from typing import Callable, Mapping, Optional, Sequence
 
+from ndrsr.glue.entry import INTERRUPTED, USAGE  # the statuses of every ndrsr program
+
 # library argument (the ``argument`` attribute of its errors) -> the flag of the tools
 RUNTIME_FLAGS = {'device': '--device', 'precision': '--precision'}
 WEIGHTS_FLAGS = {'weights': '--weights', 'opt_path': '--opt', 'upscale': '--upscale',
                  'degrad_weights': '--degrad-weights', 'model': '--model', **RUNTIME_FLAGS}
-INTERRUPTED = 130  # the shell's status for a process stopped by Ctrl-C (128 + SIGINT)
 BROKEN_PIPE = 141  # the shell's status for a process whose output pipe closed (128 + SIGPIPE)
-USAGE = 2  # argparse's status for a command line it cannot use; the tools use it for every error a user can fix
 
 
 class UsageError(ValueError):

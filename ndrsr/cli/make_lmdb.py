@@ -4,9 +4,11 @@
     ndrsr-make-lmdb -opt options/train_all_in_one.yml [--out-dir DIR] [--skip-existing]
 
 The work is :func:`ndrsr.data.make_lmdb.make_lmdb` (safety, map size and format
-are described there). Exit status 1 when a build fails or an output exists, 2
-for an options file that cannot be read (it is read with the safe loader, so it
-never runs code) or two folders that would go to the same LMDB.
+are described there). What the user can fix (a build that fails on its images,
+an output that exists, an options file that cannot be read: it is read with the
+safe loader, so it never runs code; two folders that would go to the same LMDB)
+is one ``ndrsr-make-lmdb: error: ...`` line and exit status 2; Ctrl-C ends with
+status 130 and no partial LMDB.
 """
 from __future__ import annotations
 
@@ -15,10 +17,15 @@ import sys
 from os import path as osp
 from typing import Dict, List, Optional, Tuple
 
+from ndrsr.cli.errors import INTERRUPTED, USAGE
+
+
+PROG = 'ndrsr-make-lmdb'
+
 
 def build_parser() -> argparse.ArgumentParser:
     from ndrsr.data import make_lmdb as lib
-    parser = argparse.ArgumentParser(prog='ndrsr-make-lmdb', description=lib.__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=lib.__doc__.split('\n\n')[0])
     parser.add_argument('folder', nargs='?', help='image folder')
     parser.add_argument('lmdb_path', nargs='?', help='output .lmdb folder (must not exist)')
     parser.add_argument('-opt', help='options YAML: build one LMDB per disk folder of its datasets')
@@ -43,8 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             opt = load_options_file(args.opt)  # the safe loader: a downloaded options file cannot run code
         except OptionsFileError as e:
-            print(f'error: {e}', file=sys.stderr)
-            return 2
+            print(f'{PROG}: error: {e}', file=sys.stderr)
+            return USAGE
         for folder in folders_in_options(opt):
             base = osp.basename(osp.normpath(folder)) + '.lmdb'
             out = osp.join(args.out_dir, base) if args.out_dir else osp.normpath(folder) + '.lmdb'
@@ -52,9 +59,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         outs: Dict[str, str] = {}
         for folder, out in jobs:
             if out in outs:
-                print(f'error: {folder} and {outs[out]} would both go to {out}; build them one by one with '
-                      'FOLDER OUT.lmdb.', file=sys.stderr)
-                return 2
+                print(f'{PROG}: error: {folder} and {outs[out]} would both go to {out}; build them one by one '
+                      'with FOLDER OUT.lmdb.', file=sys.stderr)
+                return USAGE
             outs[out] = folder
     elif args.folder and args.lmdb_path:
         jobs.append((args.folder, args.lmdb_path))
@@ -63,9 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     existing = [out for _, out in jobs if osp.exists(out)]
     if existing and not args.skip_existing:
         for out in existing:
-            print(f'error: {out} already exists; refusing to overwrite (use --skip-existing with -opt, or delete it '
-                  'yourself).', file=sys.stderr)
-        return 1
+            print(f'{PROG}: error: {out} already exists; refusing to overwrite (use --skip-existing with -opt, or '
+                  'delete it yourself).', file=sys.stderr)
+        return USAGE
     for folder, out in jobs:
         if osp.exists(out):
             print(f'skip {out} (exists)')
@@ -73,8 +80,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             make_lmdb(folder, out, args.compress_level)
         except (DataLayoutError, FileExistsError, ValueError, OSError, lmdb.Error) as e:
-            print(f'error: {e}', file=sys.stderr)
-            return 1
+            print(f'{PROG}: error: {e}', file=sys.stderr)
+            return USAGE
+        except KeyboardInterrupt:  # the build cleans up its temporary folder on the way out
+            print(f'\n{PROG}: interrupted', file=sys.stderr)
+            return INTERRUPTED
     if args.opt:
         print('Now set io_backend: {type: lmdb} and point dataroot_lq / dataroot_gt to the .lmdb folders.')
     return 0

@@ -4,8 +4,9 @@
 (:func:`ndrsr.glue.compat.apply_pipeline_fixes`) and the allocator setting
 (:func:`ndrsr.glue.allocator.retain_freed_memory`), then runs BasicSR's
 ``train_pipeline`` or ``test_pipeline`` rooted at :func:`project_root`; errors
-the user can fix end the run with their message alone
-(:func:`run_reporting_user_errors`).
+the user can fix end the run with one ``prog: error: MESSAGE`` line and exit
+status :data:`USAGE`, Ctrl-C with ``prog: interrupted`` and :data:`INTERRUPTED`
+(:func:`run_reporting_user_errors`), as the command-line tools do.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from os import path as osp
 from typing import Callable, Tuple
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir))
+# exit statuses of every ndrsr program (train.py, test.py, the tools, the app)
+USAGE = 2  # an error the user can fix (options, data, weights, files): argparse's status for a bad command line
+INTERRUPTED = 130  # stopped by Ctrl-C: the shell's status for a process ended by SIGINT (128 + 2)
 
 
 def project_root() -> str:
@@ -23,21 +27,21 @@ def project_root() -> str:
     return osp.abspath(os.environ.get('NDRSR_ROOT') or REPO_ROOT)
 
 
-def user_errors() -> Tuple[Tuple[type, ...], Tuple[type, ...]]:
-    """(errors in the options, other errors the user can fix): reported as their message alone, no traceback.
+def user_errors() -> Tuple[type, ...]:
+    """The errors the user can fix: reported as one line, no traceback.
 
-    Options: unreadable or unsafe options files, options that cannot train. Others:
-    data that does not match the options (missing, unpaired, unreadable, truncated
-    images or LMDBs), weights that do not fit, a run that cannot be resumed as
-    asked, a missing file, a non-finite loss (its message says what to do).
-    Anything else is a bug and keeps its traceback.
+    Unreadable or unsafe options files, options that cannot train, data that
+    does not match the options (missing, unpaired, unreadable, truncated images
+    or LMDBs), weights that do not fit, a run that cannot be resumed as asked, a
+    missing file, a non-finite loss (its message says what to do). Anything
+    else is a bug and keeps its traceback.
     """
     from ndrsr.lib.checkpoint import WeightsError
     from ndrsr.data.image_io import DataLayoutError, ImageReadError
     from ndrsr.glue.options_io import OptionsError, OptionsFileError
     from ndrsr.glue.resume import ResumeError
-    return (OptionsFileError, OptionsError), (DataLayoutError, ImageReadError, WeightsError, ResumeError,
-                                              FileNotFoundError, FloatingPointError)
+    return (OptionsFileError, OptionsError, DataLayoutError, ImageReadError, WeightsError, ResumeError,
+            FileNotFoundError, FloatingPointError)
 
 
 def user_message(err: BaseException) -> str:
@@ -52,15 +56,17 @@ def user_message(err: BaseException) -> str:
     return text.strip()
 
 
-def run_reporting_user_errors(pipeline: Callable[[], None]) -> None:
-    """Run ``pipeline``; an error the user can fix prints ``error: <message>`` on stderr and exits with status 2
-    (options) or 1 (data, weights, resume, files), without a traceback."""
-    options_errors, other_errors = user_errors()
+def run_reporting_user_errors(pipeline: Callable[[], None], prog: str) -> None:
+    """Run ``pipeline``; an error the user can fix prints ``prog: error: MESSAGE`` on stderr and exits with
+    :data:`USAGE`, Ctrl-C prints ``prog: interrupted`` and exits with :data:`INTERRUPTED`; no traceback."""
     try:
         pipeline()
-    except options_errors + other_errors as err:
-        print(f'error: {user_message(err)}', file=sys.stderr, flush=True)
-        sys.exit(2 if isinstance(err, options_errors) else 1)
+    except user_errors() as err:
+        print(f'{prog}: error: {user_message(err)}', file=sys.stderr, flush=True)
+        sys.exit(USAGE)
+    except KeyboardInterrupt:
+        print(f'\n{prog}: interrupted', file=sys.stderr, flush=True)
+        sys.exit(INTERRUPTED)
 
 
 def run_pipeline(kind: str) -> None:
@@ -80,4 +86,4 @@ def run_pipeline(kind: str) -> None:
         from basicsr.test import test_pipeline as pipeline
     else:
         raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
-    run_reporting_user_errors(lambda: pipeline(project_root()))
+    run_reporting_user_errors(lambda: pipeline(project_root()), prog=f'{kind}.py')

@@ -479,7 +479,7 @@ def test_make_lmdb_is_safe_and_sizes_its_map(tmp_path):
     before = sorted(os.listdir(out)), open(osp.join(out, 'data.mdb'), 'rb').read()
     with pytest.raises(FileExistsError, match='refusing to overwrite'):
         make_lmdb(str(folder), out, verbose=False)
-    assert make_lmdb_main([str(folder), out]) == 1
+    assert make_lmdb_main([str(folder), out]) == 2
     assert (sorted(os.listdir(out)), open(osp.join(out, 'data.mdb'), 'rb').read()) == before  # untouched
     # a corrupt image aborts the build: no LMDB, no temporary folder, the source folder intact
     (folder / 'c_bad.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')
@@ -490,6 +490,7 @@ def test_make_lmdb_is_safe_and_sizes_its_map(tmp_path):
     assert sorted(os.listdir(folder)) == ['a_tiny.png', 'b0.png', 'b1.png', 'b2.png', 'c_bad.jpg']
 
 
+@pytest.mark.slow
 def test_check_reports_every_problem_and_exit_status(tmp_path, capsys):
     import yaml
     rain_lq, rain_gt = make_rain(tmp_path / 'rain')
