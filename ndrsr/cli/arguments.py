@@ -59,10 +59,11 @@ def pixels(text: str) -> int:
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """--tile, --tile-overlap, --device, --precision, --quiet (shared by ndrsr-restore and ndrsr-degrade)."""
-    from ndrsr.lib.tiling import DEFAULT_OVERLAP, PRECISIONS
+    from ndrsr.lib.tiling import CPU_WHOLE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, PRECISIONS
     parser.add_argument('--tile', type=pixels, default=0,
-                        help='tile size in pixels (multiple of 8); 0 = auto: the whole image if it has at most '
-                             '768x512 pixels (CPU) or fits in half the free GPU memory, else 512 tiles (default 0)')
+                        help='tile size in pixels (rounded up to the multiple the network pads to); 0 = auto: the '
+                             f'whole image if it has at most {CPU_WHOLE_PIXELS // 1000} k pixels (CPU) or fits in half '
+                             f'the free GPU memory, else {DEFAULT_TILE} tiles (default 0)')
     parser.add_argument('--tile-overlap', type=pixels, default=DEFAULT_OVERLAP,
                         help='overlap of neighbouring tiles, blended with raised-cosine ramps '
                              f'(default {DEFAULT_OVERLAP})')

@@ -115,7 +115,7 @@ def _is_patched(func: Any) -> bool:
 
 # --------------------------------------------------------------------- resume and run folders
 def _patch_load_resume_state() -> None:
-    """Route basicsr.train_pipeline's resume through :func:`ndrsr.glue.resume.load_resume_state` (fixes 2, 3 and 9)."""
+    """Route basicsr.train_pipeline's resume through :func:`ndrsr.glue.resume.load_resume_state`."""
     import basicsr.train
 
     from ndrsr.glue.resume import load_resume_state
@@ -394,7 +394,7 @@ def pipeline_fixes_applied() -> bool:
 
 def apply_pipeline_fixes() -> None:
     """Make BasicSR's train / test pipelines and LMDB builder work on this stack: resume, run folders, options
-    copies, distributed launch, option parsing and checking, LMDB map size (docs/compat.md, fixes 2-7 and 9-12).
+    copies, distributed launch, option parsing and checking, LMDB map size (docs/compat.md lists them).
     Idempotent.
 
     ndrsr's entry points call it (``ndrsr/train.py``, ``ndrsr/test.py``, ``ndrsr-make-lmdb``);

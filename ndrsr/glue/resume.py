@@ -21,7 +21,7 @@ milestones, ...) differ from the saved ones is rebuilt from the options at the
 saved iteration, with a log line (extending a finished run).
 
 :func:`ndrsr.glue.compat.apply_pipeline_fixes` installs both (ndrsr's ``train.py`` does
-that); NDRModel uses :func:`resume_training` itself. docs/compat.md, fixes 2, 3, 9.
+that); NDRModel uses :func:`resume_training` itself. docs/compat.md lists the resume fixes.
 """
 from __future__ import annotations
 

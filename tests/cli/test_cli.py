@@ -32,6 +32,7 @@ def mixed(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_restore_folder_keeps_depth_alpha_gray_and_skips_a_broken_file(tmp_path, weights, mixed):
     before = digest(mixed)
     out = tmp_path / 'out'
@@ -57,6 +58,7 @@ def test_restore_folder_keeps_depth_alpha_gray_and_skips_a_broken_file(tmp_path,
         assert (out / f'{stem}_maps' / 'summary.png').is_file()
 
 
+@pytest.mark.slow
 def test_restore_refuses_to_write_into_the_input_folder(weights, mixed):
     before = digest(mixed)
     res = run_tool('ndrsr-restore', str(mixed / 'rgb.jpg'), '-o', str(mixed), '-w', str(weights / 'net_g.pth'))
@@ -95,6 +97,7 @@ def test_restore_tiled_cli_matches_whole_image_with_released_weights(tmp_path, r
     assert mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50
 
 
+@pytest.mark.slow
 def test_degrade_like_and_eval(tmp_path, weights, mixed):
     out = tmp_path / 'degraded'
     res = run_tool('ndrsr-degrade', '--like', str(mixed / 'rgb.jpg'), str(mixed / 'gray.png'), str(mixed / 'deep.png'),

@@ -28,6 +28,7 @@ def network_must_not_run(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- where the outputs go
+@pytest.mark.slow
 def test_output_that_is_a_file_is_refused_without_a_traceback(tmp_path, weights, photos):
     (tmp_path / 'taken').write_text('x')
     res = run_tool('ndrsr-restore', str(photos), '-o', str(tmp_path / 'taken'), '-w', g(weights), '-q')

@@ -7,6 +7,8 @@ import sys
 import pytest
 from helpers_pipeline import REPO
 
+pytestmark = pytest.mark.slow  # real subprocesses
+
 CHILD = r'''
 import resource, sys, torch
 applied = None

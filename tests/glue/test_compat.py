@@ -72,6 +72,7 @@ def test_functional_tensor_alias_lets_basicsr_degradations_import():
 
 
 # ------------------------------------------------------------- 1b. Python 3.12
+@pytest.mark.slow
 def test_basicsr_archs_import_without_distutils():
     """Python 3.12 has no distutils: a fresh interpreter where it cannot be imported still imports ndrsr + basicsr."""
     import subprocess
@@ -297,6 +298,7 @@ def fresh_interpreter_report():
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_ndrsr_leaves_basicsr_functions_untouched(fresh_interpreter_report):
     """A project that imports ndrsr for its networks keeps its BasicSR as it was."""
     untouched = fresh_interpreter_report['untouched_on_import']
@@ -308,6 +310,7 @@ def test_import_ndrsr_leaves_basicsr_functions_untouched(fresh_interpreter_repor
     assert fresh_interpreter_report['applied_on_import'] is False
 
 
+@pytest.mark.slow
 def test_pipeline_fixes_replace_every_target_once(fresh_interpreter_report):
     """apply_pipeline_fixes replaces each basicsr function; a second call changes nothing; a wrapper wraps the
     original itself (never a wrapper of a wrapper)."""

@@ -20,6 +20,8 @@ import torch
 from helpers_pipeline import (LAUNCHER, NET_FILES, SMALL_RESTORE, TEST, TRAIN, assert_same, env, free_port,
                               inference_options, load, make_pairs, run, torchrun, train_options, tree, write_yaml)
 
+pytestmark = pytest.mark.slow  # real subprocesses
+
 MODEL_TYPES = ['SRModel', 'NDRModel']
 LOSS = re.compile(r'\biter:\s+(\d+),.*?\]\s+(l_\w+: .*)$')
 

@@ -3,13 +3,15 @@ NDRRestore as network_g, trained through the real pipeline from its option file.
 import os
 import sys
 
+import pytest
 import torch
 import yaml
+from conftest import ROOT
 from helpers_pipeline import TRAIN, make_pairs, run, write_yaml
 
-from conftest import ROOT
-
 from ndrsr.archs import NDRRestore
+
+pytestmark = pytest.mark.slow  # real subprocesses
 
 EXAMPLE = os.path.join(ROOT, 'options', 'examples', 'reuse_srmodel_ndrrestore.yml')
 
