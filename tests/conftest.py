@@ -101,3 +101,26 @@ class LocalServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """(1, 3, h, w) photo-like test image: smooth gradients, an edge and mild noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0, 1, h)[:, None]
+    x = torch.linspace(0, 1, w)[None]
+    img = torch.stack([0.5 + 0.4 * torch.sin(6 * x + 3 * y), y * x + 0 * x, 0.5 + 0.3 * torch.cos(9 * y) * (x > 0.4)])
+    return (img[None] + 0.05 * torch.randn(1, 3, h, w, generator=g)).clamp(0, 1)
+
+
+@pytest.fixture(scope='session')
+def released_nets():
+    """NDRRestore / NDRDegrad with the released code's random weights (tests/assets/official_small.pt)."""
+    from ndrsr.archs import NDRDegrad, NDRRestore
+    from ndrsr.lib.convert import convert_released
+    ref = torch.load(os.path.join(DATA, 'official_small.pt'), weights_only=True)
+    g, d, opt = convert_released(ref['state_dict'])
+    restore = NDRRestore(**{k: v for k, v in opt['network_g'].items() if k != 'type'}).eval()
+    restore.load_state_dict(g)
+    degrad = NDRDegrad(**{k: v for k, v in opt['network_degrad'].items() if k != 'type'}).eval()
+    degrad.load_state_dict(d)
+    return restore, degrad, ref
