@@ -549,10 +549,12 @@ _POSITIVE_KEYS = {('camera_noise', 'shot'), ('camera_noise', 'read')}  # drawn l
 
 def _parse_step(spec: Union[str, dict], where: str) -> SynthStep:
     if isinstance(spec, str):
-        m = re.fullmatch(r'(noise|down|downup)(\d+)?|(rain|haze|clean|tone|camera_noise|jpeg)', spec.strip().lower())
+        named = r'(noise|down|downup)(\d+)?|(rain|haze|clean|tone|camera_noise|jpeg)'
+        m = re.fullmatch(named, spec.strip().lower())
         if m is None:
-            raise ValueError(f"{where}: unknown synthesis step {spec!r}; use noise, noise25 (fixed sigma), camera_noise, "
-                             "jpeg, rain, haze, clean, tone, down2, downup2, or a dict such as {type: noise, sigma: [15, 25, 50]}.")
+            raise ValueError(f"{where}: unknown synthesis step {spec!r}; use noise, noise25 (fixed sigma), "
+                             "camera_noise, jpeg, rain, haze, clean, tone, down2, downup2, or a dict such as "
+                             "{type: noise, sigma: [15, 25, 50]}.")
         if m.group(3):
             spec = {'type': m.group(3)}
         elif m.group(1) == 'noise':
@@ -604,7 +606,8 @@ def parse_synthesis(spec: Union[None, str, dict, Sequence], where: str = 'synthe
     """Parse a ``synthesize`` option (a step or a list of steps) into :class:`SynthStep` objects.
 
     Step names: ``noise`` (sigma drawn from 15/25/50), ``noiseN`` (fixed sigma N),
-    ``camera_noise`` (Poisson-Gaussian sensor noise, demosaiced), ``jpeg`` (random quality), ``rain``, ``haze``, ``clean`` (lq = gt: teaches the network to leave clean
+    ``camera_noise`` (Poisson-Gaussian sensor noise, demosaiced), ``jpeg`` (random quality),
+    ``rain``, ``haze``, ``clean`` (lq = gt: teaches the network to leave clean
     photos alone), ``tone`` (a leading scene step: contrast, brightness, gamma, saturation, gain
     of the clean photo itself), ``downN`` (bicubic N x down), ``downupN`` (down then up);
     or dicts ``{type: noise, sigma: [15, 25, 50]}``, ``{type: rain, density: [lo, hi],
