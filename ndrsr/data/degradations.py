@@ -342,7 +342,9 @@ def bilinear_demosaic(mosaic: np.ndarray) -> np.ndarray:
     """
     out = np.empty_like(mosaic, dtype=np.float32)
     for c, kernel in ((0, _DEMOSAIC_RB), (1, _DEMOSAIC_G), (2, _DEMOSAIC_RB)):
-        out[..., c] = cv2.filter2D(np.ascontiguousarray(mosaic[..., c]), -1, kernel, borderType=cv2.BORDER_REFLECT)
+        # REFLECT_101 mirrors about the edge pixel, which keeps the Bayer phase of the mirrored samples
+        out[..., c] = cv2.filter2D(np.ascontiguousarray(mosaic[..., c]), -1, kernel,
+                                   borderType=cv2.BORDER_REFLECT_101)
     return out
 
 
