@@ -12,7 +12,14 @@ pairs given on the command line, matched by the pairing rules of
 * mean brightness change (lq - gt, 0..255) and contrast ratio
   (std lq / std gt): haze lifts and flattens, rain lifts slightly;
 * the share of pixels changed by more than 10/255 (rain: streak coverage);
-* the dark-channel mean (He et al.): haze raises it, clean photos keep it low.
+* the dark-channel mean (He et al.): haze raises it, clean photos keep it low;
+* noise statistics of ``lq - gt``: its standard deviation (0..255), the horizontal lag-1
+  autocorrelation (0 for white noise; demosaicing and JPEG raise it), the correlation between the
+  first and last channel (1 for grey noise), and the ratio of its deviation in the shadows (gt
+  luminance < 0.3) to that in the highlights (> 0.6): how camera noise differs from white noise.
+
+``--sources`` keeps only the named synthetic sources; ``--crop`` makes the picture's tiles 1:1
+crops (noise and JPEG blocks stay visible) instead of whole images shrunk.
 
 The synthetic rows use the clean photos of the source's own ``dataroot_gt``
 (the first ``--images`` of its meta_info list), seeded per image, so the table
@@ -54,9 +61,22 @@ def dark_channel(img: np.ndarray, k: int = 15) -> float:
     return float(cv2.erode(img.min(axis=2), np.ones((k, k), np.uint8)).mean())
 
 
+def noise_stats(lq: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
+    """Standard deviation (0..255), lag-1 autocorrelation, channel correlation and shadow/highlight deviation
+    ratio of the difference ``lq - gt``."""
+    n = (lq - gt).astype(np.float64)
+    lag1 = np.mean([np.corrcoef(n[:, :-1, c].ravel(), n[:, 1:, c].ravel())[0, 1] for c in range(n.shape[2])])
+    chan = np.corrcoef(n[..., 0].ravel(), n[..., -1].ravel())[0, 1]
+    y = gt.mean(axis=2)
+    dark, bright = y < 0.3, y > 0.6
+    ratio = float(n[dark].std() / n[bright].std()) if dark.sum() > 100 and bright.sum() > 100 else float('nan')
+    return {'n_std': float(n.std() * 255), 'n_lag1': float(lag1), 'n_chan': float(chan), 'n_shadow': ratio}
+
+
 def stats(lq: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
     a, b = lq * 255., gt * 255.
     return {
+        **noise_stats(lq, gt),
         'psnr': calculate_psnr(a, b, 0, test_y_channel=False),
         'psnr_y': calculate_psnr(a, b, 0, test_y_channel=True),
         'dmean': float((a - b).mean()),
@@ -83,7 +103,20 @@ def pairs_in(lq_dir: str, gt_dir: str) -> List[Tuple[str, str]]:
 
 
 def summarise(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+
+
+def tile(img: np.ndarray, crop: bool, size: Tuple[int, int] = (240, 160)) -> np.ndarray:
+    """A picture tile: the whole image shrunk to ``size`` (w, h), or its centre crop at 1:1 with ``crop``."""
+    img8 = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    if not crop:
+        return cv2.resize(img8, size, interpolation=cv2.INTER_AREA)
+    h, w = img8.shape[:2]
+    y, x = max(0, (h - size[1]) // 2), max(0, (w - size[0]) // 2)
+    out = np.zeros((size[1], size[0], 3), np.uint8)
+    part = img8[y:y + size[1], x:x + size[0]]
+    out[:part.shape[0], :part.shape[1]] = part
+    return out
 
 
 def main(argv=None) -> int:
@@ -93,6 +126,8 @@ def main(argv=None) -> int:
                    help='a real paired set to compare with (repeatable)')
     p.add_argument('--images', type=int, default=12, help='clean photos per synthetic source')
     p.add_argument('--picture', default=None, help='write a grid of examples (real and synthetic) here')
+    p.add_argument('--sources', nargs='*', default=None, help='only these synthetic sources (by name)')
+    p.add_argument('--crop', action='store_true', help='picture tiles are 1:1 centre crops')
     args = p.parse_args(argv)
 
     opt = load_options_file(args.opt)
@@ -110,6 +145,8 @@ def main(argv=None) -> int:
     for src in opt['datasets']['train']['sources']:
         if not src.get('synthesize') or src.get('dataroot_lq'):
             continue
+        if args.sources is not None and src.get('name') not in args.sources:
+            continue
         steps = parse_synthesis(src['synthesize'])
         names = read_meta_info(src['meta_info_file']) if src.get('meta_info_file') else sorted(
             f for f in os.listdir(src['dataroot_gt']) if f.lower().endswith(IMG_EXT))
@@ -123,16 +160,16 @@ def main(argv=None) -> int:
         table.append((f"synthetic {src.get('name')}", len(rows), summarise(rows)))
 
     print('| set | images | PSNR (RGB) | PSNR (Y) | mean change | contrast ratio | pixels changed > 10 | '
-          'dark channel lq / gt |')
-    print('|---|---|---|---|---|---|---|---|')
+          'dark channel lq / gt | noise std | lag-1 corr | channel corr | shadow / highlight std |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for label, n, s in table:
         print(f"| {label} | {n} | {s['psnr']:.2f} | {s['psnr_y']:.2f} | {s['dmean']:+.1f} | {s['contrast']:.2f} | "
-              f"{100 * s['changed']:.0f} % | {s['dark_lq']:.3f} / {s['dark_gt']:.3f} |")
+              f"{100 * s['changed']:.0f} % | {s['dark_lq']:.3f} / {s['dark_gt']:.3f} | {s['n_std']:.1f} | "
+              f"{s['n_lag1']:.2f} | {s['n_chan']:.2f} | {s['n_shadow']:.2f} |")
     if args.picture and examples:
         tiles = []
         for label, img in examples:
-            t = cv2.resize((np.clip(img, 0, 1) * 255).round().astype(np.uint8), (240, 160),
-                           interpolation=cv2.INTER_AREA)
+            t = tile(img, args.crop)
             cv2.putText(t, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(t, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
             tiles.append(t)

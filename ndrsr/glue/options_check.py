@@ -34,7 +34,7 @@ from ndrsr.glue.options_io import OptionsError, unknown_key_problems
 SCHEDULES = ('joint', 'alternating', 'restore_only')
 # train: keys NDRModel (and SRModel / BaseModel under it, and train_pipeline) read
 NDR_TRAIN_KEYS = ('schedule', 'pixel_opt', 'perceptual_opt', 'degrad_opt', 'optim_g', 'optim_degrad', 'grad_clip',
-                  'fast_path', 'scheduler', 'warmup_iter', 'ema_decay', 'total_iter')
+                  'fast_path', 'autocast', 'scheduler', 'warmup_iter', 'ema_decay', 'total_iter')
 # val: keys NDRModel and train_pipeline / test_pipeline read
 NDR_VAL_KEYS = ('val_freq', 'save_img', 'suffix', 'pbar', 'input_metrics', 'tile', 'tile_overlap', 'metrics')
 SCHEDULERS = {'MultiStepLR': ('milestones', 'gamma', 'restarts', 'restart_weights'),

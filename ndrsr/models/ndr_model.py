@@ -17,6 +17,9 @@ Options (see options/train_demo.yml for a commented example of every key):
       grad_clip: max gradient norm (10 as released; 0 or ~ disables)
       fast_path: train through ndrsr.archs.fast_path.prepare_for_training views
                  (default true; same numbers, faster; false = the networks as written)
+      autocast: ~ (default: float32) | bf16: forward passes and losses under torch.autocast(bfloat16),
+                 float32 weights, gradients and optimizer state; on a CPU only where it has native bf16
+                 (AMX / AVX512-BF16), refused elsewhere
       scheduler, warmup_iter, ema_decay, total_iter: as in BasicSR
     val:
       metrics: BasicSR metrics (psnr / ssim with test_y_channel for the Y variants)
@@ -59,6 +62,7 @@ A non-finite loss stops training before any parameter or checkpoint changes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import OrderedDict
@@ -78,9 +82,10 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from ndrsr.archs.fast_path import prepare_for_inference, prepare_for_training
-from ndrsr.lib.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
 from ndrsr.glue.options_check import SCHEDULES
 from ndrsr.glue.resume import resume_training
+from ndrsr.lib.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
+from ndrsr.models.precision import training_autocast_dtype
 
 
 @MODEL_REGISTRY.register()
@@ -128,6 +133,7 @@ class NDRModel(SRModel):
         elif self.opt.get('network_degrad') is not None:
             logger.info('schedule restore_only: network_degrad is not built (no degradation loss).')
         self.grad_clip = train_opt.get('grad_clip') or 0
+        self.autocast_dtype = training_autocast_dtype(train_opt.get('autocast'), self.device)
         super().init_training_settings()  # EMA, pixel loss, optimizers (setup_optimizers), schedulers
 
     def setup_optimizers(self):
@@ -173,14 +179,15 @@ class NDRModel(SRModel):
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
         loss_dict = OrderedDict()
-        if self.schedule == 'joint':
-            self.output, degradations = self.net_g(self.lq, return_degradation=True)
-            l_degrad = self.cri_degrad(self.net_degrad(self.gt, degradations), self.lq)
-            loss_dict['l_degrad'] = l_degrad
-        else:
-            self.output = self.net_g(self.lq)
-            l_degrad = 0
-        l_restore = self.cri_pix(self.output, self.gt)
+        with self._autocast():
+            if self.schedule == 'joint':
+                self.output, degradations = self.net_g(self.lq, return_degradation=True)
+                l_degrad = self.cri_degrad(self.net_degrad(self.gt, degradations).float(), self.lq)
+                loss_dict['l_degrad'] = l_degrad
+            else:
+                self.output = self.net_g(self.lq)
+                l_degrad = 0
+            l_restore = self.cri_pix(self.output.float(), self.gt)
         loss_dict['l_restore'] = l_restore
         total = l_restore + l_degrad
         self._check_finite(total, loss_dict, current_iter)
@@ -193,8 +200,9 @@ class NDRModel(SRModel):
 
     def _restoration_step(self, current_iter):
         self.optimizer_g.zero_grad(set_to_none=True)
-        self.output = self.net_g(self.lq)
-        l_restore = self.cri_pix(self.output, self.gt)
+        with self._autocast():
+            self.output = self.net_g(self.lq)
+            l_restore = self.cri_pix(self.output.float(), self.gt)
         self._check_finite(l_restore, {'l_restore': l_restore}, current_iter)
         l_restore.backward()
         self._clip([p for g in self.optimizer_g.param_groups for p in g['params']])
@@ -203,13 +211,20 @@ class NDRModel(SRModel):
 
     def _degradation_step(self, current_iter):
         self.optimizer_degrad.zero_grad(set_to_none=True)
-        degradations = self.net_g(self.lq, recognise_only=True)
-        l_degrad = self.cri_degrad(self.net_degrad(self.gt, degradations), self.lq)
+        with self._autocast():
+            degradations = self.net_g(self.lq, recognise_only=True)
+            l_degrad = self.cri_degrad(self.net_degrad(self.gt, degradations).float(), self.lq)
         self._check_finite(l_degrad, {'l_degrad': l_degrad}, current_iter)
         l_degrad.backward()
         self._clip([p for g in self.optimizer_degrad.param_groups for p in g['params']])
         self.optimizer_degrad.step()
         return OrderedDict(l_degrad=l_degrad)
+
+    def _autocast(self):
+        """torch.autocast to ``train.autocast``'s dtype, or a no-op context for float32 training."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _clip(self, params):
         if self.grad_clip > 0:
