@@ -69,5 +69,6 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                              f'(default {DEFAULT_OVERLAP})')
     parser.add_argument('--device', default='auto', help='auto (CUDA if available), cpu, cuda or cuda:N (default auto)')
     parser.add_argument('--precision', default='auto', choices=list(PRECISIONS),
-                        help='compute precision: auto = fp32 on CPU, fp16 on CUDA; fp16/bf16 need CUDA')
+                        help='compute precision: auto = fp32 on CPU, fp16 on CUDA; fp16 needs CUDA; bf16 runs on CUDA '
+                             'and on CPUs with native bf16 (AMX / AVX512-BF16); ONNX weights run in fp32')
     parser.add_argument('-q', '--quiet', action='store_true', help='no progress bar')

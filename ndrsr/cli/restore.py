@@ -118,6 +118,8 @@ def run(args) -> int:
     device = resolve_device(args.device)
     resolve_precision(args.precision, device)  # fail early on fp16 + CPU
     weights = model_weights(args)
+    from ndrsr.cli.onnx_options import refuse_onnx_options
+    refuse_onnx_options(weights, args)  # what an ONNX export cannot do, said before any image is read
     net = load_restore_network(weights, args.opt, device, args.upscale)
     folder = OutputFolder(args.output)  # created by the first image written
     inputs_real = {osp.realpath(p) for p in inputs}

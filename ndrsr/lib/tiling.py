@@ -40,6 +40,7 @@ from torch import nn
 from ndrsr.archs.descriptor import UNDECLARED, input_needs_of
 from ndrsr.archs.fast_path import prepare_for_inference
 from ndrsr.archs.padding import pad_to_multiple
+from ndrsr.lib.cpu_features import cpu_bf16_support
 
 STRIDE = UNDECLARED.multiple_of  # the padding multiple of a network that does not declare its input_needs
 DEFAULT_TILE = 512
@@ -51,6 +52,8 @@ DEFAULT_OVERLAP = 32
 CPU_WHOLE_PIXELS = 768 * 512
 BYTES_PER_PIXEL = 7 * 1024
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
+# what 'auto' means on the CPU: bf16 did not pay off enough on the default model (BENCHMARKS.md, "Deployment paths")
+CPU_AUTO_PRECISION = 'fp32'
 
 
 def argument_error(message: str, argument: str) -> ValueError:
@@ -79,19 +82,25 @@ def resolve_device(device: str = 'auto') -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """Compute dtype for ``precision`` on ``device``.
 
-    'auto' is float32 on the CPU and float16 on CUDA; 'fp16'/'bf16' are refused
-    on the CPU (slow and pointless there). Reduced precision runs under
+    'auto' is float32 on the CPU (:data:`CPU_AUTO_PRECISION`) and float16 on
+    CUDA; 'fp16' is refused on the CPU, 'bf16' runs on the CPU only where it has
+    native bf16 instructions (:func:`ndrsr.lib.cpu_features.cpu_bf16_support`;
+    refused with the reason elsewhere). Reduced precision runs under
     ``torch.autocast`` with float32 weights, so layer norms and softmax stay in
     float32 and the output is returned as float32.
     """
     if precision not in PRECISIONS:
         raise argument_error(f'precision must be one of {PRECISIONS}, got {precision!r}', 'precision')
     if precision == 'auto':
-        return torch.float16 if device.type == 'cuda' else torch.float32
+        precision = 'fp16' if device.type == 'cuda' else CPU_AUTO_PRECISION
     dtype = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
-    if dtype != torch.float32 and device.type != 'cuda':
-        raise argument_error(f'precision {precision} needs a CUDA device; on the CPU use fp32 (or auto).',
-                              'precision')
+    if dtype == torch.float16 and device.type != 'cuda':
+        raise argument_error('precision fp16 needs a CUDA device; on the CPU use fp32 (or auto), or bf16 where the '
+                             'CPU has it.', 'precision')
+    if dtype == torch.bfloat16 and device.type == 'cpu':
+        supported, reason = cpu_bf16_support()
+        if not supported:
+            raise argument_error(f'precision bf16 on the CPU: {reason}. Use fp32 (or auto).', 'precision')
     return dtype
 
 

@@ -37,6 +37,8 @@ from torch import nn
 from ndrsr.lib.checkpoint import (WeightsError, find_state_dict, infer_degrad_options, infer_restore_options,
                               is_state_dict, load_checkpoint, state_dict_problems, strip_module_prefix)
 from ndrsr.lib.convert import convert_released, is_released
+from ndrsr.lib.onnx_runtime import is_onnx_path
+from ndrsr.lib.safetensors_file import is_safetensors_path, read_networks
 
 CHECKPOINT_KEYS = ('params_ema', 'params', 'state_dict')  # where a BasicSR / plain checkpoint keeps its state dict
 
@@ -47,13 +49,16 @@ class LoadedWeights:
 
     restore / degrad: state dicts of NDRRestore / NDRDegrad (None if absent).
     options: ``{'network_g': {...}, 'network_degrad': {...}}`` known from the
-        file itself (the released checkpoint), else empty.
+        file itself (the released checkpoint, an ndrsr safetensors file), else empty.
     source: a description for messages, e.g. ``"x.pth [params_ema]"``.
+    embedded: the options are the file's own record of how the networks were
+        built (ndrsr safetensors): they come before any options file beside it.
     """
     restore: Optional[Dict[str, torch.Tensor]]
     degrad: Optional[Dict[str, torch.Tensor]]
     options: dict = field(default_factory=dict)
     source: str = ''
+    embedded: bool = False
 
 
 def _which_network(sd: Mapping[str, torch.Tensor]) -> Optional[str]:
@@ -71,7 +76,16 @@ def read_weights(path: str) -> LoadedWeights:
     Raises:
         FileNotFoundError: no such file.
         WeightsError: not a checkpoint of NDR-Restore / NDR-Degrad.
+
+    A ``.safetensors`` file is read with :mod:`ndrsr.lib.safetensors_file`
+    (tensors and strings only), with the options its metadata records.
     """
+    if is_safetensors_path(path):
+        restore, degrad, options = read_networks(path)
+        return LoadedWeights(restore, degrad, options, f'{path} [safetensors]', embedded='network_g' in options)
+    if is_onnx_path(path):
+        raise WeightsError(f'{path} is an ONNX export: it runs NDR-Restore through onnxruntime '
+                           f'(load_restore_network) but holds no PyTorch weights.', argument='weights')
     obj = load_checkpoint(path)
     if is_released(obj):
         try:
@@ -144,6 +158,8 @@ def network_options(section: str, weights_path: str, opt_path: Optional[str] = N
             raise WeightsError(f'options file {opt_path} has no {section!r} section; give the options YAML the '
                                f'network was trained with.', argument='opt_path')
         return opt, opt_path
+    if loaded is not None and loaded.embedded and section in loaded.options:
+        return dict(loaded.options[section]), f'{weights_path} (its metadata)'
     folder = osp.dirname(osp.abspath(weights_path))
     candidates = [osp.join(folder, 'network_options.yml')]
     if osp.basename(folder) == 'models':  # experiments/<name>/models/net_g_*.pth
@@ -186,9 +202,11 @@ def load_restore_network(weights: str, opt_path: Optional[str] = None, device: s
     """Build NDRRestore from ``weights`` and return it in eval mode on ``device``.
 
     Args:
-        weights: BasicSR checkpoint (params_ema preferred), plain state dict or
-            the released checkpoint.
-        opt_path: optional BasicSR options YAML (its ``network_g``).
+        weights: BasicSR checkpoint (params_ema preferred), plain state dict,
+            the released checkpoint, an ndrsr ``.safetensors`` file, or an
+            ``.onnx`` export (then an :class:`~ndrsr.lib.onnx_runtime.OnnxRestoreNetwork`
+            running it through onnxruntime is returned).
+        opt_path: optional BasicSR options YAML (its ``network_g``; not for ONNX).
         device: where to put the network.
         upscale: if given, the network must have this ``upscale`` (a clear
             error otherwise).
@@ -200,6 +218,12 @@ def load_restore_network(weights: str, opt_path: Optional[str] = None, device: s
     """
     from ndrsr.archs import NDRRestore
 
+    if is_onnx_path(weights):
+        if opt_path:
+            raise WeightsError(f'{weights} is an ONNX export: it knows its network, so options do not apply.',
+                               argument='opt_path')
+        from ndrsr.lib.onnx_runtime import load_onnx_restore
+        return load_onnx_restore(weights, device, upscale=upscale)
     loaded = read_weights(weights)
     if loaded.restore is None:
         raise WeightsError(f'{weights} holds NDR-Degrad weights; the NDR-Restore checkpoint (net_g_*.pth) is '
@@ -217,11 +241,16 @@ def load_degrad_network(weights: str, opt_path: Optional[str] = None,
     """Build NDRDegrad and return it in eval mode on ``device``.
 
     ``weights`` may be the NDR-Degrad checkpoint itself, the released
-    checkpoint (both networks inside), or the NDR-Restore checkpoint
-    ``net_g*.pth`` with its ``net_degrad*.pth`` beside it.
+    checkpoint (both networks inside), an ndrsr ``.safetensors`` file holding
+    both, or the NDR-Restore checkpoint ``net_g*.pth`` with its
+    ``net_degrad*.pth`` beside it.
     """
     from ndrsr.archs import NDRDegrad
 
+    if is_onnx_path(weights):
+        raise WeightsError(f'{weights} is an ONNX export of NDR-Restore alone; NDR-Degrad needs the PyTorch '
+                           f'weights: the .safetensors export (ndrsr-export --format safetensors) or the .pth.',
+                           argument='weights')
     loaded = read_weights(weights)
     path = weights
     if loaded.degrad is None:
