@@ -61,7 +61,7 @@ from basicsr.models import build_model  # noqa: E402
 from basicsr.utils import img2tensor, tensor2img  # noqa: E402
 from make_ablation_options import VARIANTS  # noqa: E402
 
-from ndrsr.data.degradations import apply_synthesis, parse_synthesis  # noqa: E402
+from ndrsr.data.synthesis import apply_synthesis, parse_synthesis  # noqa: E402
 from ndrsr.data.task_val_dataset import image_seed  # noqa: E402
 from ndrsr.cli.demo import export_photos  # noqa: E402
 

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 import ndrsr  # noqa: E402,F401  (compat fixes, registration)
 from basicsr.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
-from ndrsr.data.degradations import apply_synthesis, parse_synthesis  # noqa: E402
+from ndrsr.data.synthesis import apply_synthesis, parse_synthesis  # noqa: E402
 from ndrsr.data.make_lmdb import make_lmdb  # noqa: E402
 
 

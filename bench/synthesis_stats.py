@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 import ndrsr  # noqa: E402,F401  (before basicsr: compatibility aliases)
 from basicsr.metrics import calculate_psnr  # noqa: E402
-from ndrsr.data.degradations import parse_synthesis, synthesize_pair  # noqa: E402
+from ndrsr.data.synthesis import parse_synthesis, synthesize_pair  # noqa: E402
 from ndrsr.data.image_io import IMAGE_EXTENSIONS  # noqa: E402
 from ndrsr.data.pairing import read_meta_info  # noqa: E402
 from ndrsr.data.task_val_dataset import image_seed  # noqa: E402

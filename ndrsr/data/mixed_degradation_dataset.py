@@ -34,7 +34,7 @@ from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .degradations import synthesize_pair
+from .synthesis import synthesize_pair
 from .image_io import GRAY_MODES, read_image
 from .pairing import DataLayoutError
 from .sources import Source, check_choice, check_pair_sizes, open_file_clients, parse_source, sampling_counts

@@ -28,7 +28,7 @@ from basicsr.utils import FileClient
 
 from ndrsr.glue.options_io import unknown_key_problems
 
-from .degradations import SynthStep, parse_synthesis, synthesis_scale, synthesis_task
+from .synthesis import SynthStep, parse_synthesis, synthesis_scale, synthesis_task
 from .image_io import lmdb_env
 from .pairing import (DataLayoutError, Listing, PairingRule, filter_by_meta_info, list_images, make_rule,
                       pair_listings, pairing_errors)

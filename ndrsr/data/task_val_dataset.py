@@ -25,7 +25,7 @@ from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .degradations import synthesis_scale, synthesize_pair
+from .synthesis import synthesis_scale, synthesize_pair
 from .image_io import GRAY_MODES, read_image
 from .pairing import DataLayoutError
 from .sources import SOURCE_KEYS, check_choice, check_pair_sizes, open_file_clients, parse_source

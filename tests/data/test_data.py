@@ -16,8 +16,8 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 
 from ndrsr.cli import check as check_mod
-from ndrsr.data.degradations import (add_gaussian_noise, add_haze, add_rain, apply_synthesis, bicubic_down,
-                                     depth_proxy, parse_synthesis, synthesis_scale, synthesis_task)
+from ndrsr.data.degradations import add_gaussian_noise, add_haze, add_rain, bicubic_down, depth_proxy
+from ndrsr.data.synthesis import apply_synthesis, parse_synthesis, synthesis_scale, synthesis_task
 from ndrsr.data.image_io import ImageReadError, decode_image
 from ndrsr.cli.make_lmdb import main as make_lmdb_main
 from ndrsr.data.make_lmdb import make_lmdb
@@ -526,7 +526,7 @@ def test_check_reports_every_problem_and_exit_status(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- synthesis additions
 def test_clean_step_is_identity_and_tagged_clean():
-    from ndrsr.data.degradations import apply_synthesis, parse_synthesis, synthesis_task
+    from ndrsr.data.synthesis import apply_synthesis, parse_synthesis, synthesis_task
     steps = parse_synthesis(['clean'])
     img = np.random.default_rng(0).random((16, 20, 3), dtype=np.float32)
     out = apply_synthesis(img, steps, np.random.default_rng(1))
@@ -537,7 +537,8 @@ def test_clean_step_is_identity_and_tagged_clean():
 
 def test_rain_defaults_reproduce_the_original_streaks():
     """width/blur at their defaults draw nothing extra from the generator: old options give the same samples."""
-    from ndrsr.data.degradations import add_rain, parse_synthesis
+    from ndrsr.data.degradations import add_rain
+    from ndrsr.data.synthesis import parse_synthesis
     img = np.full((48, 48, 3), 0.3, np.float32)
     step = parse_synthesis(['rain'])[0]
     a = step.apply(img, np.random.default_rng(5))
@@ -557,7 +558,7 @@ def test_rain_width_and_blur_widen_the_streaks():
 
 
 def test_haze_tint_gives_a_coloured_airlight():
-    from ndrsr.data.degradations import parse_synthesis
+    from ndrsr.data.synthesis import parse_synthesis
     img = np.zeros((32, 32, 3), np.float32)
     grey = parse_synthesis([{'type': 'haze', 'beta': 3.0, 'airlight': 0.8}])[0].apply(img, np.random.default_rng(2))
     tinted = parse_synthesis([{'type': 'haze', 'beta': 3.0, 'airlight': 0.8, 'tint': 0.1}])[0].apply(
@@ -600,7 +601,8 @@ def test_tone_changes_the_photo_itself_gt_and_lq_alike(tmp_path):
 
 
 def test_tone_on_a_real_pair_changes_both_images_the_same_way():
-    from ndrsr.data.degradations import adjust_tone, synthesize_pair
+    from ndrsr.data.degradations import adjust_tone
+    from ndrsr.data.synthesis import synthesize_pair
     gt = smooth_image(32, 32, 1).astype(np.float32) / 255.
     lq = smooth_image(32, 32, 2).astype(np.float32) / 255.
     steps = parse_synthesis([TONE, 'clean'])
@@ -624,7 +626,7 @@ def test_tone_must_lead_and_needs_a_degradation():
 
 def test_sources_without_tone_give_the_samples_they_gave_before(tmp_path):
     """The pair-aware synthesis applies degradations to the gt crop exactly as apply_synthesis did."""
-    from ndrsr.data.degradations import synthesize_pair
+    from ndrsr.data.synthesis import synthesize_pair
     img = smooth_image(40, 44, 5).astype(np.float32) / 255.
     steps = parse_synthesis(['noise', 'rain', 'haze'])
     gt, lq = synthesize_pair(img, None, steps, np.random.default_rng(11))

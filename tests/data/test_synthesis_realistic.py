@@ -7,10 +7,10 @@ haze that grows with distance and follows object edges).
 import numpy as np
 import pytest
 
-from ndrsr.data.degradations import (add_camera_noise, add_haze, add_jpeg, add_layered_rain, add_rain,
-                                     apply_synthesis, bayer_mask, bilinear_demosaic, camera_noise_field,
-                                     linear_to_srgb, parse_synthesis, scene_depth, srgb_to_linear,
-                                     synthesis_task)
+from ndrsr.data.degradations import (add_camera_noise, add_haze, add_jpeg, add_layered_rain, add_rain, bayer_mask,
+                                     bilinear_demosaic, camera_noise_field, linear_to_srgb, scene_depth,
+                                     srgb_to_linear)
+from ndrsr.data.synthesis import apply_synthesis, parse_synthesis, synthesis_task
 
 
 def photo(h=96, w=128, seed=0):

@@ -11,7 +11,7 @@ from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from conftest import ROOT
 
-from ndrsr.data.degradations import parse_synthesis, synthesis_task
+from ndrsr.data.synthesis import parse_synthesis, synthesis_task
 
 import importlib.util
 
@@ -52,6 +52,15 @@ def _write_shared_tree(shared, splits_dir):
     for i in range(1, 10):
         _write(f'{t}/rain/lq/{i:03d}.png', size=SHARED_SIZE, seed=i)
         _write(f'{t}/rain/gt/{i:03d}.png', size=SHARED_SIZE, seed=20 + i)
+    splits = os.path.join(ROOT, 'options', 'splits')
+    for folder, split, paired in (('real_noise', 'real_noise', True), ('clean_outdoor', 'clean_outdoor', False),
+                                  ('clean_urban', 'clean_urban', False), ('clean_bsds_test', 'clean_bsds_test', False)):
+        for part in ('train', 'val'):
+            with open(os.path.join(splits, f'ndrsr_train_{split}_{part}.txt')) as f:
+                for i, name in enumerate(f.read().split()):
+                    _write(f'{t}/{folder}/gt/{name}', size=SHARED_SIZE, seed=i)
+                    if paired:
+                        _write(f'{t}/{folder}/lq/{name}', size=SHARED_SIZE, seed=50 + i)
     for scene in (1, 2):
         _write(f'{t}/haze/gt/{scene}.png', size=SHARED_SIZE, seed=scene)
         _write(f'{t}/haze/lq/{scene}_1_0.9.png', size=SHARED_SIZE, seed=10 + scene)
