@@ -124,3 +124,17 @@ def released_nets():
     degrad = NDRDegrad(**{k: v for k, v in opt['network_degrad'].items() if k != 'type'}).eval()
     degrad.load_state_dict(d)
     return restore, degrad, ref
+
+
+def pin_paper_model(monkeypatch, path) -> None:
+    """Pin the 'paper' model to the file at ``path`` (the file a test serves in place of model_L.pth), as
+    model_zoo pins the published file: same size and sha256 or the download is refused."""
+    import hashlib
+
+    from ndrsr.lib import model_zoo
+    from ndrsr.lib.download import Pin
+    data = open(path, 'rb').read()
+    info = model_zoo.MODELS['paper']
+    monkeypatch.setitem(model_zoo.MODELS, 'paper', model_zoo.ModelInfo(
+        info.name, info.summary, url=info.url, file_name=info.file_name,
+        pin=Pin(len(data), hashlib.sha256(data).hexdigest())))

@@ -26,13 +26,12 @@ that); NDRModel uses :func:`resume_training` itself. docs/compat.md lists the re
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from collections import Counter
 from os import path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
 from ndrsr.lib.checkpoint import load_checkpoint
+from ndrsr.lib.integrity import checkpoint_problem  # the zip CRC check every weights load does too
 
 
 class ResumeError(RuntimeError):
@@ -53,27 +52,6 @@ def _state_iterations(state_dir: str) -> List[int]:
         return []
     iters = [int(n[:-len('.state')]) for n in os.listdir(state_dir) if n.endswith('.state') and n[:-6].isdigit()]
     return sorted(iters, reverse=True)
-
-
-def checkpoint_problem(path: str) -> Optional[str]:
-    """Why the checkpoint file at ``path`` is not intact, or None.
-
-    PyTorch's checkpoints are zip archives with a CRC-32 per member; ``torch.load``
-    does not check them, so zeroed or altered bytes load as wrong tensors. This
-    reads the whole file once and checks every member.
-    """
-    if not osp.isfile(path):
-        return 'missing'
-    if not zipfile.is_zipfile(path):
-        return 'truncated (not a complete zip archive)'
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
-        return f'unreadable ({err})'
-    if bad is not None:
-        return f'corrupt: member {bad} fails its CRC-32 check (altered or zeroed bytes)'
-    return None
 
 
 def _network_labels(opt: dict) -> List[Tuple[str, str]]:

@@ -2,11 +2,15 @@
 
 Files
     :func:`load_checkpoint` loads on the CPU (or ``map_location``) with
-    ``weights_only=True``: checkpoints may come from others. :func:`atomic_write`
-    / :func:`atomic_torch_save` write to ``<path>.tmp-<pid>`` and rename it over
-    ``<path>`` only once complete, so a process killed while saving never leaves
-    a truncated file where a good one was (``os.replace`` is atomic on POSIX and
-    Windows).
+    ``weights_only=True``: checkpoints may come from others. Every zip member's
+    CRC-32 is checked first (:mod:`ndrsr.lib.integrity`), and a file that cannot
+    be loaded is named for what it is (HTML, zero-filled, a pickle with code ...).
+    :func:`atomic_write` / :func:`atomic_torch_save` write to ``<path>.tmp-<pid>``
+    and rename it over ``<path>`` only once complete, so a process killed while
+    saving never leaves a truncated file where a good one was (``os.replace`` is
+    atomic on POSIX and Windows); ``replace=False`` creates ``<path>`` only if no
+    file has that name (a hard link: exclusive). A full disk is an OSError whose
+    message is ``no space left on the device writing <path>``.
 State dicts
     :func:`strip_module_prefix` (DataParallel / DDP's ``module.``),
     :func:`find_state_dict` (a state dict nested under ``params_ema``,
@@ -28,6 +32,9 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ndrsr.lib.download import DISK_FULL, disk_full_message
+from ndrsr.lib.integrity import checkpoint_problem, describe_unloadable, starts_like_zip
+
 # Keys under which checkpoints nest their state dict, most specific first (BasicSR: params_ema, params).
 NESTED_KEYS = ('params_ema', 'params', 'state_dict', 'model', 'net', 'network')
 DDP_PREFIX = 'module.'
@@ -48,43 +55,94 @@ class WeightsError(ValueError):
 
 
 # ----------------------------------------------------------------------------- files
-def atomic_write(path: str, write: Callable[[str], None], tmp: Optional[str] = None) -> None:
-    """Call ``write(tmp)`` to produce the file, then rename it over ``path``: all or nothing.
+def disk_full_error(err: OSError, path: str) -> OSError:
+    """``err`` as the OSError said for a full disk (its errno kept), naming ``path``."""
+    full = OSError(disk_full_message(path))
+    full.errno = err.errno
+    return full
+
+
+def _create_exclusive(tmp: str, path: str) -> None:
+    """Give the complete file ``tmp`` the name ``path`` only if no file has it (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        raise FileExistsError(f'{path} already exists (written meanwhile by another run?); it was not '
+                              f'replaced') from None
+    except OSError as err:  # a file system without hard links: claim the name, then rename over the claim
+        if err.errno in DISK_FULL:
+            raise
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise FileExistsError(f'{path} already exists (written meanwhile by another run?); it was not '
+                              f'replaced') from None
+    os.replace(tmp, path)
+
+
+def atomic_write(path: str, write: Callable[[str], None], tmp: Optional[str] = None, replace: bool = True) -> None:
+    """Call ``write(tmp)`` to produce the file, then rename it to ``path``: all or nothing.
 
     ``tmp`` defaults to ``<path>.tmp-<pid>`` (what NDRModel clears after a kill);
     it must be in the same folder as ``path``. The data is flushed to disk
     before the rename; on any error the temporary file is removed.
+    ``replace=False``: ``path`` is created only if no file has that name, else
+    FileExistsError (two runs writing one file: the first one's stays). A full
+    disk raises the OSError of :func:`disk_full_error`.
     """
     tmp = tmp or f'{path}.tmp-{os.getpid()}'
     try:
         write(tmp)
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _create_exclusive(tmp, path)
+    except OSError as err:
+        if err.errno in DISK_FULL:
+            raise disk_full_error(err, path) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save(obj, path)``, all or nothing (see :func:`atomic_write`)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save(obj, path)``, all or nothing (see :func:`atomic_write`).
+
+    Saved through an open file, so that a write error reaches here as the
+    OSError it is (torch's own file writer reports a full disk as
+    ``unexpected pos``).
+    """
+    def save(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+
+    atomic_write(path, save)
 
 
 def load_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
-    """Load a checkpoint with ``weights_only=True``.
+    """Load a checkpoint with ``weights_only=True``, after checking every zip member's CRC-32.
 
     Raises:
         FileNotFoundError: no such file.
-        WeightsError: truncated, corrupt, or not plain tensors and containers.
+        WeightsError: truncated, corrupt (a member fails its CRC), or not plain
+            tensors and containers; the message says what the file is.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}. Check the path.')
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file and the fix
-        raise WeightsError(f'cannot load checkpoint {path}: {err}. The file is truncated, corrupt, or not a '
-                           f'plain state dict (ndrsr loads checkpoints with weights_only=True).') from err
+    problem = checkpoint_problem(path) if starts_like_zip(path) else None
+    if problem is None:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - said in words; torch's text would advise weights_only=False
+            what = describe_unloadable(path, err)
+    else:
+        what = f'is {problem}'
+    raise WeightsError(f'cannot load checkpoint {path}: the file {what}. Get it again from its source (a shipped '
+                       f'model: reinstall ndrsr); ndrsr loads only tensors, never code.')
 
 
 # ----------------------------------------------------------------------------- state dicts
@@ -211,6 +269,6 @@ def infer_degrad_options(state: Mapping[str, torch.Tensor]) -> dict:
                            f'give the options the network was trained with.', argument='opt_path') from None
 
 
-__all__ = ['NESTED_KEYS', 'WeightsError', 'atomic_write', 'atomic_torch_save', 'load_checkpoint', 'is_state_dict',
-           'strip_module_prefix', 'find_state_dict', 'state_dict_problems', 'ffn_expansion', 'infer_restore_options',
-           'infer_degrad_options']
+__all__ = ['NESTED_KEYS', 'WeightsError', 'atomic_write', 'atomic_torch_save', 'disk_full_error', 'load_checkpoint',
+           'is_state_dict', 'strip_module_prefix', 'find_state_dict', 'state_dict_problems', 'ffn_expansion',
+           'infer_restore_options', 'infer_degrad_options']

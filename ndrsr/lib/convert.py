@@ -194,10 +194,13 @@ def convert_file(src: str, out_dir: str, overwrite: bool = False) -> Tuple[str, 
         FileNotFoundError, WeightsError: ``src`` cannot be loaded.
         ValueError: ``src`` is not the released checkpoint.
         FileExistsError: an output exists and ``overwrite`` is False.
+        OSError: ``out_dir`` cannot be written (a full disk: ``no space left on the device writing ...``);
+            the files written by this call and the folder it created are removed.
     """
     import yaml
 
     restore_sd, degrad_sd, options = convert_released(load_checkpoint(src))
+    created = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, n) for n in OUTPUT_NAMES]
     existing = [p for p in paths if os.path.exists(p)]
@@ -205,14 +208,27 @@ def convert_file(src: str, out_dir: str, overwrite: bool = False) -> Tuple[str, 
         err = FileExistsError(f'refusing to overwrite {existing}; choose another output folder or allow overwriting')
         err.argument = 'overwrite'
         raise err
-    for path, payload in zip(paths[:2], (restore_sd, degrad_sd)):
-        atomic_torch_save({'params': payload}, path)
 
     def dump(tmp: str) -> None:
         with open(tmp, 'w') as f:
             yaml.safe_dump(options, f, sort_keys=False)
 
-    atomic_write(paths[2], dump)
+    written = []
+    try:
+        for path, payload in zip(paths[:2], (restore_sd, degrad_sd)):
+            atomic_torch_save({'params': payload}, path)
+            written.append(path)
+        atomic_write(paths[2], dump)
+    except BaseException:  # a full disk, Ctrl-C: no half set of outputs, no folder this call created
+        for path in written:
+            if path not in existing:
+                os.remove(path)
+        if created:
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass
+        raise
     return paths[0], paths[1]
 
 

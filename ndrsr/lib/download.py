@@ -193,6 +193,15 @@ def _fetch(url: str, tmp: str, limit: int, timeout: float, progress: bool) -> tu
     return written, digest.hexdigest()
 
 
+def _html_note(path: str) -> str:
+    """`` (the server sent an HTML page ...)`` when the downloaded file is one, else ''."""
+    with open(path, 'rb') as f:
+        head = f.read(512).lstrip().lower()
+    if head.startswith((b'<!doctype html', b'<html', b'<head', b'<body')):
+        return ' (the server sent an HTML page, e.g. an error or sign-in page, instead of the file)'
+    return ''
+
+
 def download_file(url: str, dest: str, pin: Pin = Pin(), max_bytes: int = DEFAULT_MAX_BYTES,
                   timeout: Optional[float] = None, retries: Optional[int] = None, progress: bool = False,
                   pause: float = 1.0) -> str:
@@ -237,12 +246,12 @@ def download_file(url: str, dest: str, pin: Pin = Pin(), max_bytes: int = DEFAUL
             tries = f'{retries + 1} tries' if retries else '1 try'
             raise DownloadError(f'downloading {url} failed ({why}; {tries})', f'{why}; {tries}')
         if pin.size is not None and size != pin.size:
-            why = (f'the file has {size} bytes, not the {pin.size} of the published file; it was deleted (try again, '
-                   f'or check the address)')
+            why = (f'the file has {size} bytes, not the {pin.size} of the published file{_html_note(tmp)}; it was '
+                   f'deleted (try again, or check the address)')
             raise DownloadError(f'downloading {url}: {why}', why)
         if pin.sha256 is not None and sha != pin.sha256.lower():
             why = (f'the file is not the published one (sha256 {sha[:16]}..., expected {pin.sha256[:16]}...): '
-                   f'damaged in transfer or changed at the source; it was deleted (try again)')
+                   f'damaged in transfer or changed at the source{_html_note(tmp)}; it was deleted (try again)')
             raise DownloadError(f'downloading {url}: {why}', why)
         os.replace(tmp, dest)
         return dest

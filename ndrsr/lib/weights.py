@@ -181,13 +181,20 @@ def network_options(section: str, weights_path: str, opt_path: Optional[str] = N
 
 def build_and_load(net_cls: type, opt: dict, sd: Mapping[str, torch.Tensor], source: str = 'the state dict',
                   opt_source: str = 'the options') -> nn.Module:
-    """``net_cls(**opt)`` (``type`` ignored) with ``sd`` loaded strictly; a clear WeightsError if it does not fit."""
+    """``net_cls(**opt)`` (``type`` ignored) with ``sd`` loaded strictly; a clear WeightsError if it does not fit
+    or holds NaN / infinite values."""
     opt = {k: v for k, v in opt.items() if k != 'type'}
     try:
         net = net_cls(**opt)
     except TypeError as err:
         raise WeightsError(f'the {net_cls.__name__} options from {opt_source} are not valid: {err}',
                            argument='opt_path') from None
+    non_finite = [k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point() and
+                  not bool(torch.isfinite(v).all())]
+    if non_finite:
+        raise WeightsError(f'{source}: {len(non_finite)} of its tensors hold NaN or infinite values (e.g. '
+                           f'{non_finite[:3]}): the training diverged or the file is damaged. Use an earlier '
+                           f'checkpoint.', argument='weights')
     problems = state_dict_problems(net, sd)
     if problems:
         raise WeightsError(f'{source} does not fit {net_cls.__name__}({opt}) (options from {opt_source}): '

@@ -3,7 +3,7 @@ import os
 
 import pytest
 import torch
-from conftest import LocalServer
+from conftest import LocalServer, pin_paper_model
 
 from ndrsr.lib import model_zoo
 from ndrsr.lib.convert import convert_released
@@ -16,6 +16,7 @@ def served_release(tmp_path, reference, monkeypatch):
     root = tmp_path / 'srv'
     root.mkdir()
     torch.save(reference['state_dict'], root / 'model_L.pth')
+    pin_paper_model(monkeypatch, root / 'model_L.pth')  # the served file stands in for the published one
     server = LocalServer(root)
     monkeypatch.setenv('NDRSR_URL_PAPER', server.url('model_L.pth'))
     monkeypatch.setenv('NDRSR_CACHE_DIR', str(tmp_path / 'cache'))
@@ -63,6 +64,9 @@ def test_bad_download_is_reported_not_cached_as_converted(tmp_path, monkeypatch)
     root = tmp_path / 'srv'
     root.mkdir()
     (root / 'model_L.pth').write_bytes(b'<html>not a checkpoint</html>')
+    info = model_zoo.MODELS['paper']  # a mirror of a file without a pin: the conversion finds the problem
+    monkeypatch.setitem(model_zoo.MODELS, 'paper', model_zoo.ModelInfo(info.name, info.summary, url=info.url,
+                                                                       file_name=info.file_name))
     server = LocalServer(root)
     try:
         monkeypatch.setenv('NDRSR_URL_PAPER', server.url('model_L.pth'))
