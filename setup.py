@@ -9,7 +9,8 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['ndrsr', 'ndrsr.*']),
     # the shipped models (ndrsr.lib.model_zoo): pretrained/<model>/{net_g.pth, net_degrad.pth, network_options.yml}
-    package_data={'ndrsr': ['pretrained/*/*']},
+    # and their recorded sha256 (pretrained/SHA256SUMS, checked on every use)
+    package_data={'ndrsr': ['pretrained/*/*', 'pretrained/SHA256SUMS']},
     python_requires='>=3.9',
     install_requires=[
         'basicsr>=1.4.2',
@@ -23,6 +24,8 @@ setup(
         'scipy',
         'scikit-image',
         'tqdm',
+        'pillow',  # image headers (size before decoding, EXIF orientation): ndrsr.lib.image_header
+        'simplejpeg',  # strict JPEG decoding (data cut short and patched): ndrsr.lib.image_header
     ],
     extras_require={
         'test': ['pytest', 'pytest-timeout', 'ruff==0.16.9',
