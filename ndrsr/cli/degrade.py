@@ -36,7 +36,7 @@ import sys
 import time
 from collections import Counter
 from os import path as osp
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 from ndrsr.cli.arguments import add_model_arguments, add_output_arguments, add_runtime_arguments, model_weights
 from ndrsr.cli.errors import WEIGHTS_FLAGS, UsageError, cli_main
@@ -68,72 +68,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# below this share of its U's removed by the restoration, a --like image has little to transfer (difference fits)
-LITTLE_REMOVED = 0.05
-
-
-def recognise_file(restore_net, path: str, args) -> Tuple[list, Tuple[int, int]]:
-    """[U1..U3] (CPU, at the padded resolution) of the image file ``path``, and its (H, W).
-
-    With a difference fit these are the degradation part alone
-    (:func:`ndrsr.lib.transfer.degradation_difference`); a warning goes to stderr when
-    the restoration removes little from the image.
+def recognise_file(restore_net, path: str, args):
+    """The degradation of the ``--like`` image file ``path`` to transfer with ``--fit``
+    (:class:`ndrsr.lib.image_ops.LikeDegradation`); a warning goes to stderr when the restoration removes
+    little from the image (a difference fit has little to transfer).
     """
-    import numpy as np
-    import torch
-
     from ndrsr.lib.image_files import multi_frame_warning, read_image_file
-    from ndrsr.lib.tiling import tile_recognise
-    from ndrsr.lib.transfer import DIFFERENCE_FITS, degradation_difference, removed_share
+    from ndrsr.lib.image_ops import recognise_like
 
     image = read_image_file(path)
     if image.frames > 1:
         print(f'WARNING {multi_frame_warning(image)}; its first frame gives the degradation.', file=sys.stderr)
-    lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    runtime = dict(tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
-    us, _ = tile_recognise(restore_net, lq, **runtime)
-    if args.fit not in DIFFERENCE_FITS:
-        return us, image.rgb.shape[:2]
-    difference = degradation_difference(restore_net, lq, us=us, **runtime)
-    share = removed_share(us, difference)
-    if share < LITTLE_REMOVED:
-        print(f'WARNING {path}: the restoration removes little from this image ({share:.1%} of its degradation '
-              f'representation), so --fit {args.fit} has little to transfer: the model does not recognise its '
-              f'degradation (try another --like image, another --model, or --fit mean).', file=sys.stderr)
-    return difference, image.rgb.shape[:2]
+    like = recognise_like(restore_net, image.rgb, args.fit, tile=args.tile, overlap=args.tile_overlap,
+                          precision=args.precision)
+    warning = like.warning(path)
+    if warning:
+        print(f'WARNING {warning}', file=sys.stderr)
+    return like
 
 
-def degrade_one(degrad_net, us: list, path: str, out_path: str, args, progress: Progress,
-                restore_net=None) -> None:
-    """Render ``us`` onto the clean image ``path`` and write ``out_path``.
+def degrade_one(degrad_net, like, path: str, out_path: str, args, progress: Progress, restore_net=None) -> None:
+    """Render ``like`` (:func:`recognise_file`) onto the clean image ``path`` and write ``out_path``.
 
     ``restore_net`` (needed by the difference fits) recognises the clean image's own U's.
     """
-    import numpy as np
-    import torch
-
     from ndrsr.lib.image_files import multi_frame_warning, read_image_file, write_image_file
-    from ndrsr.lib.tiling import network_stride, tile_degrade
-    from ndrsr.lib.transfer import DIFFERENCE_FITS, fit_degradations, transfer_degradations
+    from ndrsr.lib.image_ops import degrade_rgb
 
     image = read_image_file(path)
     if image.frames > 1:
         progress.write(f'WARNING {multi_frame_warning(image)}; only the first frame is degraded.')
-    s = int(getattr(degrad_net, 'upscale', 1))
-    h, w = image.rgb.shape[:2]
-    if h % s or w % s:
-        raise ValueError(f'{path}: the network works at {s}x: the clean image size {w}x{h} must be a multiple of {s}.')
-    clean = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    if args.fit in DIFFERENCE_FITS:
-        own = clean if s == 1 else torch.nn.functional.interpolate(clean, scale_factor=1 / s, mode='bicubic',
-                                                                   antialias=True)
-        fitted = transfer_degradations(restore_net, us, own, tile=args.tile, overlap=args.tile_overlap,
-                                       precision=args.precision, spread=DIFFERENCE_FITS[args.fit])
-    else:
-        fitted = fit_degradations(us, h // s, w // s, args.fit, network_stride(degrad_net))
-    out = tile_degrade(degrad_net, clean, fitted, tile=args.tile, overlap=args.tile_overlap,
-                       precision=args.precision, progress=progress.tile)
-    write_image_file(out_path, out[0].clamp(0, 1).permute(1, 2, 0).numpy(), image)
+    try:
+        rgb = degrade_rgb(degrad_net, like, image.rgb, restore_net, tile=args.tile, overlap=args.tile_overlap,
+                          precision=args.precision, progress=progress.tile)
+    except ValueError as err:  # the clean image's size does not suit the network
+        raise ValueError(f'{path}: {err}') from None
+    write_image_file(out_path, rgb, image)
 
 
 def run(args) -> int:
@@ -167,7 +137,7 @@ def run(args) -> int:
     degrad_net = load_degrad_network(args.degrad_weights or weights, args.opt, device)
     inputs_real = {osp.realpath(p) for p in cleans + like}
     try:
-        us, _ = recognise_file(restore_net, like[0], args)
+        degradation = recognise_file(restore_net, like[0], args)
     except Exception as err:  # noqa: BLE001 - reported as a usage problem: nothing can be done without it
         raise UsageError(f'--like {like[0]}: {describe_failure(err)}') from None
     if args.fit not in DIFFERENCE_FITS:
@@ -179,7 +149,7 @@ def run(args) -> int:
         out_path = safe_output_path(out_paths[path], inputs_real)
         if not policy.claim(out_path):
             return False
-        degrade_one(degrad_net, us, path, out_path, args, progress, restore_net)
+        degrade_one(degrad_net, degradation, path, out_path, args, progress, restore_net)
         return True
 
     progress = Progress(len(todo), enabled=not args.quiet)

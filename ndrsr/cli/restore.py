@@ -22,10 +22,11 @@ import time
 from os import path as osp
 from typing import List, Optional, Sequence
 
-from ndrsr.cli.arguments import add_model_arguments, add_output_arguments, add_runtime_arguments, model_weights
+from ndrsr.cli.arguments import (add_model_arguments, add_output_arguments, add_runtime_arguments, describe_tiling,
+                                 max_pixels, model_weights)
 from ndrsr.cli.errors import WEIGHTS_FLAGS, cli_main
-from ndrsr.cli.paths import (OutputFolder, OutputPolicy, check_output_folder, check_output_names, check_writable,
-                             collect_inputs, output_name, safe_output_path)
+from ndrsr.cli.paths import (OutputFolder, OutputPolicy, check_output_folder, check_output_names, check_suffix,
+                             check_writable, collect_inputs, output_name, safe_output_path)
 from ndrsr.cli.progress import Progress, process_each, report_failures
 
 
@@ -67,34 +68,58 @@ def planned_outputs(path: str, args) -> List[str]:
     return [image] + maps
 
 
-def restore_one(net, path: str, out_dir: str, args, device, inputs_real: set, progress: Progress,
-                policy: Optional[OutputPolicy] = None) -> Optional[str]:
-    """Restore one image file; returns the written path (None: its output exists and is kept).
+def outputs_complete(path: str) -> bool:
+    """Whether an existing output is whole: a file, or a maps folder with every map."""
+    from ndrsr.cli.maps import maps_complete
+    return maps_complete(path) if path.endswith('_maps') else osp.exists(path)
 
+
+def restore_one(net, path: str, out_dir: str, args, device, inputs_real: set, progress: Progress,
+                policy: Optional[OutputPolicy] = None, weights: str = '') -> Optional[str]:
+    """Restore one image file; returns the written path (None: its outputs exist and are kept).
+
+    With ``--save-maps`` the image and its maps are one unit: the maps are
+    written first (a folder renamed into place once complete), the image last,
+    so a run stopped in between does the image again; with ``--skip-existing``
+    the missing maps of an existing image are completed. An image file another
+    run created meanwhile is never replaced (FileExistsError; kept with
+    ``--skip-existing``). ``weights`` is named when the output is not finite.
     Raises on any problem with this image.
     """
-    import numpy as np
-    import torch
-
+    from ndrsr.cli.maps import maps_complete, maps_folder, save_maps
     from ndrsr.lib.image_files import multi_frame_warning, output_extension, read_image_file, write_image_file
-    from ndrsr.lib.tiling import tile_forward, tile_recognise
+    from ndrsr.lib.image_ops import recognise_rgb, restore_rgb
+    from ndrsr.lib.integrity import NonFiniteError
 
-    image = read_image_file(path)
+    image = read_image_file(path, max_pixels(args))
     ext = output_extension(image, path, args.ext)
     out_path = safe_output_path(osp.join(out_dir, output_name(path, args.suffix, ext)), inputs_real)
-    if policy is not None and not policy.claim(out_path):
+    stem = osp.splitext(osp.basename(out_path))[0]
+    overwrite = policy is None or policy.overwrite
+    need_image = policy is None or policy.claim(out_path)
+    need_maps = args.save_maps and (overwrite or not maps_complete(maps_folder(out_dir, stem)))
+    if not need_image and not need_maps:
         return None
     if image.frames > 1:
         progress.write(f'WARNING {multi_frame_warning(image)}; only the first frame is restored (into {out_path}).')
-    lq = torch.from_numpy(np.ascontiguousarray(image.rgb.transpose(2, 0, 1)))[None]
-    restored = tile_forward(net, lq, tile=args.tile, overlap=args.tile_overlap, precision=args.precision,
-                            progress=progress.tile)
-    rgb = restored[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    write_image_file(out_path, rgb, image)
-    if args.save_maps:
-        from ndrsr.cli.maps import save_maps
-        us, ss = tile_recognise(net, lq, tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
-        save_maps(out_dir, osp.splitext(osp.basename(out_path))[0], image.rgb, rgb, us, ss)
+    runtime = dict(tile=args.tile, overlap=args.tile_overlap, precision=args.precision)
+    try:
+        rgb = restore_rgb(net, image.rgb, progress=progress.tile, **runtime)
+    except NonFiniteError as err:
+        raise NonFiniteError(f'{path}: {err} with the weights {weights}: they are damaged or their training '
+                             f'diverged; nothing was written') from None
+    if need_maps:
+        us, ss = recognise_rgb(net, image.rgb, **runtime)
+        save_maps(out_dir, stem, image.rgb, rgb, us, ss, replace=True)
+    if not need_image:
+        return None
+    try:
+        write_image_file(out_path, rgb, image, replace=overwrite)
+    except FileExistsError:
+        if policy is not None and policy.skip_existing:
+            policy.kept.append(out_path)
+            return None
+        raise
     return out_path
 
 
@@ -102,14 +127,15 @@ def run(args) -> int:
     """Restore every input; returns the exit status (0 all good, 1 some failed)."""
     import torch
 
-    from ndrsr.lib.tiling import resolve_device, resolve_precision
+    from ndrsr.lib.tiling import network_stride, resolve_device, resolve_precision
     from ndrsr.lib.weights import load_restore_network
 
+    check_suffix(args.suffix)
     inputs = collect_inputs(args.inputs)
     check_output_folder(args.output, inputs)
     check_output_names(inputs, args.output, args.suffix)
     check_writable(args.output)  # before the network runs, not after every image
-    policy = OutputPolicy(args.output, args.overwrite, args.skip_existing)
+    policy = OutputPolicy(args.output, args.overwrite, args.skip_existing, complete=outputs_complete)
     todo = policy.plan({p: planned_outputs(p, args) for p in inputs})
     if not todo:
         policy.report()
@@ -121,19 +147,21 @@ def run(args) -> int:
     from ndrsr.cli.onnx_options import refuse_onnx_options
     refuse_onnx_options(weights, args)  # what an ONNX export cannot do, said before any image is read
     net = load_restore_network(weights, args.opt, device, args.upscale)
+    tiling = describe_tiling(args.tile, args.tile_overlap, network_stride(net))  # what --tile became
     folder = OutputFolder(args.output)  # created by the first image written
     inputs_real = {osp.realpath(p) for p in inputs}
     start = time.time()
 
     def work(path: str) -> bool:
         with torch.no_grad():  # scoped: a caller's (or a test session's) grad mode is left as it was
-            return restore_one(net, path, args.output, args, device, inputs_real, progress, policy) is not None
+            return restore_one(net, path, args.output, args, device, inputs_real, progress, policy,
+                               weights) is not None
 
     progress = Progress(len(todo), enabled=not args.quiet)
     written, failures = process_each(todo, work, progress, folder, policy)
     where = args.output if written else f'{args.output} (nothing written)'
     print(f'restored {written}/{len(todo)} images into {where} in {time.time() - start:.1f} s '
-          f'(device {device}, precision {args.precision}, tile {args.tile or "auto"}).')
+          f'(device {device}, precision {args.precision}, {tiling}).')
     return report_failures(failures)
 
 
