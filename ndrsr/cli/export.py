@@ -5,7 +5,7 @@
 
 Without --model or --weights the default named model is exported.
 onnx: NDR-Restore's forward (float32; dynamic batch, height and width; opset
-20), checked with onnx's checker, then compared with PyTorch through
+20; --exporter torchscript or dynamo), checked with onnx's checker, then compared with PyTorch through
 onnxruntime on several sizes, odd ones included (max difference at most 1e-4,
 else nothing is written). safetensors: NDR-Restore's weights, NDR-Degrad's
 beside them when the model has them (for ndrsr-degrade), and both networks'
@@ -24,11 +24,11 @@ from typing import Optional, Sequence
 from ndrsr.cli.arguments import add_model_arguments, model_weights
 from ndrsr.cli.errors import WEIGHTS_FLAGS, UsageError, cli_main
 
-EXPORT_FLAGS = {**WEIGHTS_FLAGS, 'format': '--format', 'output': '-o/--output'}
+EXPORT_FLAGS = {**WEIGHTS_FLAGS, 'format': '--format', 'output': '-o/--output', 'exporter': '--exporter'}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ndrsr.lib.export import FORMATS, ONNX_OPSET
+    from ndrsr.lib.export import EXPORTERS, FORMATS, ONNX_OPSET
     parser = argparse.ArgumentParser(prog='ndrsr-export', description=__doc__.split('\n\n')[0],
                                      epilog='Examples: ndrsr-export --format onnx -o ndr_small.onnx (the default '
                                             'model); ndrsr-export --weights net_g.pth --format safetensors '
@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--format', required=True, choices=list(FORMATS), help='what to write')
     parser.add_argument('-o', '--output', required=True, help='the file to write (.onnx / .safetensors)')
     parser.add_argument('--opset', type=int, default=ONNX_OPSET, help=f'ONNX opset (default {ONNX_OPSET})')
+    parser.add_argument('--exporter', choices=list(EXPORTERS), default='torchscript',
+                        help="PyTorch's ONNX exporter: torchscript (tracing; seconds) or dynamo (torch.export; "
+                             'needs onnxscript, minutes on a small CPU); the same graph up to 1e-6 (default '
+                             'torchscript)')
     parser.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
     parser.add_argument('-q', '--quiet', action='store_true', help='no download progress')
     return parser
@@ -62,7 +66,8 @@ def _check_output(args) -> None:
 def _export_onnx(spec, args) -> str:
     from ndrsr.lib.export import PARITY_TOLERANCE, export_onnx, onnx_parity
     net = spec.restore_network()
-    export_onnx(net, args.output, opset=args.opset, source=spec.source, options=spec.restore_options)
+    export_onnx(net, args.output, opset=args.opset, source=spec.source, options=spec.restore_options,
+                exporter=args.exporter)
     diffs = onnx_parity(net, args.output)
     worst = max(diffs.values())
     if worst > PARITY_TOLERANCE:

@@ -1,16 +1,20 @@
 """Export ndrsr's networks for use outside PyTorch training code: ONNX and safetensors.
 
 ONNX (:func:`export_onnx`)
-    NDR-Restore's forward, float32, with a dynamic batch, height and width,
-    exported with PyTorch's current exporter (``torch.onnx.export(...,
-    dynamo=True)``, which needs onnxscript) at opset :data:`ONNX_OPSET`, then
-    checked with ``onnx.checker``. The graph pads the input to a multiple of 8
-    (reflect) and crops the output back, so it takes any size whose sides are at
-    least 5 pixels; ndrsr's runner (:mod:`ndrsr.lib.onnx_runtime`) pads on the host
-    first and takes any size. The file's metadata (``ndrsr.format``,
-    ``ndrsr.stride``, ``ndrsr.upscale``, ``network_g`` as JSON, ``source``) lets
-    the runner check what it opens. :func:`onnx_parity` compares onnxruntime's
-    output with PyTorch's on several sizes.
+    NDR-Restore's forward, float32, with a dynamic batch, height and width, at
+    opset :data:`ONNX_OPSET`, then checked with ``onnx.checker``. Two exporters
+    (``exporter``): ``'torchscript'`` (the default: PyTorch's tracing exporter,
+    ``torch.onnx.export(..., dynamo=False)``; deprecated by PyTorch but seconds
+    per export) and ``'dynamo'`` (PyTorch's current ``torch.export``-based
+    exporter, which needs onnxscript and takes minutes on a small CPU, since it
+    reasons about every symbolic shape). Both give graphs within 1e-6 of PyTorch.
+    The graph pads the input to a multiple of 8 (reflect) and crops the output
+    back, so it takes any size whose sides are at least 5 pixels; ndrsr's
+    runner (:mod:`ndrsr.lib.onnx_runtime`) pads on the host first and takes any
+    size. The file's metadata (``ndrsr.format``, ``ndrsr.stride``,
+    ``ndrsr.upscale``, ``network_g`` as JSON, ``source``) lets the runner check
+    what it opens. :func:`onnx_parity` compares onnxruntime's output with
+    PyTorch's on several sizes.
 safetensors (:func:`export_safetensors`)
     NDR-Restore's weights, NDR-Degrad's beside them when known, and both
     networks' options in the metadata (:mod:`ndrsr.lib.safetensors_file`).
@@ -36,6 +40,7 @@ ONNX_OPSET = 20
 PARITY_SIZES: Tuple[Tuple[int, int], ...] = ((37, 53), (64, 64), (77, 130))
 PARITY_TOLERANCE = 1e-4
 FORMATS = ('onnx', 'safetensors')
+EXPORTERS = ('torchscript', 'dynamo')
 
 
 @dataclass
@@ -105,10 +110,11 @@ class _ExportedRestore(nn.Module):
         return self.net(input)
 
 
-def _import_onnx():
+def _import_onnx(exporter: str):
     try:
         import onnx
-        import onnxscript  # noqa: F401 - torch.onnx.export(dynamo=True) needs it
+        if exporter == 'dynamo':
+            import onnxscript  # noqa: F401 - torch.onnx.export(dynamo=True) needs it
     except ImportError as err:
         raise WeightsError(f'exporting ONNX needs onnx and onnxscript ({err}): pip install "ndrsr[onnx]".',
                            argument='format') from None
@@ -116,14 +122,17 @@ def _import_onnx():
 
 
 def export_onnx(net: nn.Module, out: str, opset: int = ONNX_OPSET, source: str = '',
-                options: Optional[dict] = None) -> str:
+                options: Optional[dict] = None, exporter: str = 'torchscript') -> str:
     """Export NDRRestore ``net`` to ONNX at ``out`` (dynamic batch, height, width; float32); returns ``out``.
 
     ``options``: the network's options, stored in the metadata (``network_g``).
+    ``exporter``: 'torchscript' or 'dynamo' (see the module docstring).
     The model is checked with ``onnx.checker.check_model(full_check=True)``
     before it is renamed into place.
     """
-    onnx = _import_onnx()
+    if exporter not in EXPORTERS:
+        raise WeightsError(f'exporter must be one of {EXPORTERS}, got {exporter!r}', argument='exporter')
+    onnx = _import_onnx(exporter)
     from ndrsr.lib.onnx_runtime import FORMAT, INPUT_NAME, OUTPUT_NAME
 
     net = net.eval().float().cpu()
@@ -133,9 +142,15 @@ def export_onnx(net: nn.Module, out: str, opset: int = ONNX_OPSET, source: str =
         raw = os.path.join(tmp, 'raw.onnx')
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter('ignore')
-            torch.onnx.export(_ExportedRestore(net), (sample,), raw, dynamo=True, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
-                              dynamic_shapes={'input': {0: 'batch', 2: 'height', 3: 'width'}}, verbose=False)
+            axes = {0: 'batch', 2: 'height', 3: 'width'}
+            if exporter == 'dynamo':
+                torch.onnx.export(_ExportedRestore(net), (sample,), raw, dynamo=True, opset_version=opset,
+                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
+                                  dynamic_shapes={'input': axes}, verbose=False)
+            else:
+                torch.onnx.export(_ExportedRestore(net), (sample,), raw, dynamo=False, opset_version=opset,
+                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                  dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
         model = onnx.load(raw)
     metadata = {'ndrsr.format': FORMAT, 'ndrsr.network': 'NDRRestore', 'ndrsr.stride': str(getattr(net, 'stride', 8)),
                 'ndrsr.upscale': str(getattr(net, 'upscale', 1)), 'source': source,
@@ -173,5 +188,5 @@ def onnx_parity(net: nn.Module, path: str, sizes: Sequence[Tuple[int, int]] = PA
     return diffs
 
 
-__all__ = ['FORMATS', 'ONNX_OPSET', 'PARITY_SIZES', 'PARITY_TOLERANCE', 'NetworkSpec', 'network_spec',
+__all__ = ['FORMATS', 'EXPORTERS', 'ONNX_OPSET', 'PARITY_SIZES', 'PARITY_TOLERANCE', 'NetworkSpec', 'network_spec',
            'export_safetensors', 'export_onnx', 'onnx_parity']
