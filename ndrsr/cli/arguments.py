@@ -58,7 +58,9 @@ def pixels(text: str) -> int:
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """--tile, --tile-overlap, --device, --precision, --quiet (shared by ndrsr-restore and ndrsr-degrade)."""
+    """--tile, --tile-overlap, --device, --precision, --max-megapixels, --quiet (shared by ndrsr-restore and
+    ndrsr-degrade)."""
+    from ndrsr.lib.image_header import DEFAULT_MAX_PIXELS
     from ndrsr.lib.tiling import CPU_WHOLE_PIXELS, DEFAULT_OVERLAP, DEFAULT_TILE, PRECISIONS
     parser.add_argument('--tile', type=pixels, default=0,
                         help='tile size in pixels (rounded up to the multiple the network pads to); 0 = auto: the '
@@ -71,4 +73,41 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--precision', default='auto', choices=list(PRECISIONS),
                         help='compute precision: auto = fp32 on CPU, fp16 on CUDA; fp16 needs CUDA; bf16 runs on CUDA '
                              'and on CPUs with native bf16 (AMX / AVX512-BF16); ONNX weights run in fp32')
+    parser.add_argument('--max-megapixels', type=megapixels, default=DEFAULT_MAX_PIXELS / 1e6,
+                        help='refuse images with more pixels than this, read from the file header before decoding '
+                             f'(decompression bombs); 0 = no limit (default {DEFAULT_MAX_PIXELS / 1e6:g})')
     parser.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
+
+
+def megapixels(text: str) -> float:
+    """argparse type of --max-megapixels: a number of millions of pixels, 0 (no limit) or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number of megapixels, got {text!r}') from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f'must be 0 (no limit) or more, got {text}')
+    return value
+
+
+def max_pixels(args: argparse.Namespace) -> int:
+    """The pixel limit of --max-megapixels (0: none), for :func:`ndrsr.lib.image_files.read_image_file`."""
+    return int(round(args.max_megapixels * 1e6))
+
+
+def describe_tiling(tile: int, overlap: int, stride: int) -> str:
+    """``tile auto`` or ``tile T, overlap O`` for the summary line, saying what was rounded or clamped from
+    --tile / --tile-overlap (:func:`ndrsr.lib.tiling.effective_tiling`)."""
+    from ndrsr.lib.tiling import effective_tiling
+    if not tile:
+        return 'tile auto'
+    used_tile, used_overlap = effective_tiling(tile, overlap, stride)
+    text = f'tile {used_tile}'
+    if used_tile != tile:
+        text += f' (--tile {tile} rounded up to a multiple of {stride})'
+    text += f', overlap {used_overlap}'
+    if used_overlap != overlap:
+        rounded = int(round(overlap / stride)) * stride
+        why = 'at most half the tile' if used_overlap < rounded else f'rounded to a multiple of {stride}'
+        text += f' (--tile-overlap {overlap}: {why})'
+    return text

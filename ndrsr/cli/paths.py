@@ -14,7 +14,7 @@ import glob
 import os
 import tempfile
 from os import path as osp
-from typing import Dict, List, Mapping, Sequence
+from typing import Callable, Dict, List, Mapping, Sequence
 
 from ndrsr.cli.errors import UsageError
 from ndrsr.data.image_io import IMAGE_EXTENSIONS
@@ -78,6 +78,14 @@ def check_output_names(inputs: Sequence[str], out_dir: str, suffix: str) -> None
         by_stem[stem] = p
 
 
+def check_suffix(suffix: str, flag: str = '--suffix') -> None:
+    """Refuse a file-name suffix that is a path (it would write outside the output folder)."""
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    if any(sep in suffix for sep in separators) or suffix in ('.', '..'):
+        raise UsageError(f'{flag} {suffix!r} contains a path separator; it is appended to file names and may not '
+                         f'lead out of the output folder. Use e.g. {flag} _restored.')
+
+
 def safe_output_path(out_path: str, inputs_real: set) -> str:
     """``out_path`` unless it is one of the inputs (then UsageError)."""
     if osp.realpath(out_path) in inputs_real:
@@ -132,8 +140,10 @@ class OutputPolicy:
     alpha is written as PNG). ``kept`` lists the outputs left as they were.
     """
 
-    def __init__(self, out_dir: str, overwrite: bool = False, skip_existing: bool = False):
+    def __init__(self, out_dir: str, overwrite: bool = False, skip_existing: bool = False,
+                 complete: Callable[[str], bool] = osp.exists):
         self.out_dir, self.overwrite, self.skip_existing = out_dir, overwrite, skip_existing
+        self.complete = complete  # whether an existing output is whole (a folder of maps may be partial)
         self.kept: List[str] = []
 
     def plan(self, outputs: Mapping[str, Sequence[str]]) -> List[str]:
@@ -151,7 +161,7 @@ class OutputPolicy:
                              f'them and process the other inputs.')
         todo = []
         for p, outs in outputs.items():
-            if outs and len(existing[p]) == len(outs):  # done: every output of this input is there
+            if outs and all(self.complete(o) for o in outs):  # done: every output of this input is there, whole
                 self.kept += existing[p]
             else:
                 todo.append(p)

@@ -12,6 +12,7 @@ from typing import Callable, List, Sequence, Tuple
 
 from ndrsr.cli.errors import UsageError
 from ndrsr.cli.paths import OutputFolder, OutputPolicy
+from ndrsr.lib.download import DISK_FULL
 
 
 class Progress:
@@ -53,7 +54,8 @@ def describe_failure(err: BaseException) -> str:
     if isinstance(err, torch.OutOfMemoryError):
         return 'out of memory: use a smaller --tile (e.g. --tile 256) or --precision fp16 on the GPU'
     from ndrsr.data.image_io import ImageReadError
-    if isinstance(err, (ImageReadError, OSError)):
+    from ndrsr.lib.integrity import IntegrityError
+    if isinstance(err, (ImageReadError, OSError, IntegrityError)):
         return str(err)
     return f'{err.__class__.__name__}: {err}'
 
@@ -62,7 +64,8 @@ def process_each(paths: Sequence[str], work: Callable[[str], bool], progress: Pr
                  folder: OutputFolder, policy: OutputPolicy) -> Tuple[int, List[Tuple[str, str]]]:
     """Run ``work(path)`` on every path; one bad image does not stop the others.
 
-    ``work`` returns whether it wrote an output. A :class:`UsageError` stops the run;
+    ``work`` returns whether it wrote an output. A :class:`UsageError` or a full
+    disk stops the run at once (the next images could not be written either);
     any other error is recorded (and printed above the progress bar) as a failure of
     that image. The progress bar and ``folder`` are closed and ``policy`` reports the
     kept files whatever happens. Returns (images written, [(path, why)] failures).
@@ -75,6 +78,12 @@ def process_each(paths: Sequence[str], work: Callable[[str], bool], progress: Pr
                 written += bool(work(path))
             except UsageError:
                 raise
+            except OSError as err:
+                if err.errno in DISK_FULL:
+                    raise
+                failures.append((path, describe_failure(err)))
+                why = failures[-1][1]
+                progress.write(f'FAILED {why}' if why.startswith(path) else f'FAILED {path}: {why}')
             except Exception as err:  # noqa: BLE001 - one bad image must not stop the others
                 failures.append((path, describe_failure(err)))
                 why = failures[-1][1]

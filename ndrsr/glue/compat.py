@@ -157,6 +157,29 @@ def _init_dist_pytorch(backend: str = 'nccl', **kwargs: Any) -> None:
     dist.init_process_group(backend=backend, **kwargs)
 
 
+def _init_dist_slurm(backend: str = 'nccl', port: Any = None) -> None:
+    """basicsr's SLURM start (``--launcher slurm``: the master is the first host of ``$SLURM_NODELIST`` as
+    ``scontrol show hostname`` lists it, ``$MASTER_PORT`` or 29500, rank ``$SLURM_PROCID`` of ``$SLURM_NTASKS``)
+    without its ``torch.cuda.set_device(rank % device_count)``: the node-local ``$SLURM_LOCALID`` device with
+    CUDA, gloo without (basicsr divides by zero there)."""
+    import subprocess
+
+    import torch
+    import torch.distributed as dist
+    proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
+    local_id = int(os.environ.get('SLURM_LOCALID', proc_id))
+    addr = subprocess.getoutput(f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1')
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ.update(MASTER_ADDR=addr, WORLD_SIZE=str(ntasks), RANK=str(proc_id), LOCAL_RANK=str(local_id))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_id % torch.cuda.device_count())
+    elif backend == 'nccl':
+        backend = 'gloo'
+    dist.init_process_group(backend=backend)
+
+
 def _init_dist(launcher: str, backend: str = 'nccl', **kwargs: Any) -> None:
     """basicsr's init_dist without ``mp.set_start_method('spawn')``: the platform's default (fork on Linux).
 
@@ -180,6 +203,7 @@ def _patch_init_dist() -> None:
     import basicsr.utils.dist_util as dist_util
     import basicsr.utils.options as options
     dist_util._init_dist_pytorch = _mark(_init_dist_pytorch)
+    dist_util._init_dist_slurm = _mark(_init_dist_slurm)
     dist_util.init_dist = options.init_dist = _mark(_init_dist)
 
 
@@ -369,7 +393,7 @@ PIPELINE_TARGETS = (
     ('basicsr.train', 'load_resume_state'), ('basicsr.train', 'make_exp_dirs'), ('basicsr.train', 'parse_options'),
     ('basicsr.test', 'parse_options'), ('basicsr.utils.options', 'parse_options'),
     ('basicsr.utils.options', 'init_dist'), ('basicsr.utils.dist_util', 'init_dist'),
-    ('basicsr.utils.dist_util', '_init_dist_pytorch'),
+    ('basicsr.utils.dist_util', '_init_dist_pytorch'), ('basicsr.utils.dist_util', '_init_dist_slurm'),
     ('basicsr.models.base_model', 'BaseModel.model_to_device'), ('basicsr.utils.lmdb_util', 'make_lmdb_from_imgs'),
     ('basicsr.train', 'copy_opt_file'), ('basicsr.models.base_model', 'BaseModel.resume_training'),
 )

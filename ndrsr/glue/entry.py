@@ -33,8 +33,9 @@ def user_errors() -> Tuple[type, ...]:
     Unreadable or unsafe options files, options that cannot train, data that
     does not match the options (missing, unpaired, unreadable, truncated images
     or LMDBs), weights that do not fit, a run that cannot be resumed as asked, a
-    missing file, a non-finite loss (its message says what to do). Anything
-    else is a bug and keeps its traceback.
+    missing file, a non-finite loss (its message says what to do); a full disk
+    too (:func:`run_reporting_user_errors`). Anything else is a bug and keeps
+    its traceback.
     """
     from ndrsr.lib.checkpoint import WeightsError
     from ndrsr.data.image_io import DataLayoutError, ImageReadError
@@ -59,10 +60,16 @@ def user_message(err: BaseException) -> str:
 def run_reporting_user_errors(pipeline: Callable[[], None], prog: str) -> None:
     """Run ``pipeline``; an error the user can fix prints ``prog: error: MESSAGE`` on stderr and exits with
     :data:`USAGE`, Ctrl-C prints ``prog: interrupted`` and exits with :data:`INTERRUPTED`; no traceback."""
+    from ndrsr.lib.download import DISK_FULL
     try:
         pipeline()
     except user_errors() as err:
         print(f'{prog}: error: {user_message(err)}', file=sys.stderr, flush=True)
+        sys.exit(USAGE)
+    except OSError as err:  # a full disk (a checkpoint, a log): its one line; other OS errors keep the traceback
+        if err.errno not in DISK_FULL:
+            raise
+        print(f'{prog}: error: {err}', file=sys.stderr, flush=True)
         sys.exit(USAGE)
     except KeyboardInterrupt:
         print(f'\n{prog}: interrupted', file=sys.stderr, flush=True)

@@ -118,7 +118,12 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     """
     def save(tmp: str) -> None:
         with open(tmp, 'wb') as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as err:  # torch's writer fails after the file's write did: the OSError is the news
+                if isinstance(err.__context__, OSError):
+                    raise err.__context__ from None
+                raise
 
     atomic_write(path, save)
 

@@ -11,14 +11,20 @@ Real-ESRGAN's inference script does:
 * grayscale images are repeated to 3 channels for the network and written
   back as grayscale (BT.601 luma of the restored RGB). OpenCV decodes a
   gray + alpha PNG as BGRA, so those come back as RGBA (gray colours);
-* truncated PNG/JPEG files are detected (same check as the data layer);
+* truncated PNG/JPEG files are detected (same check as the data layer), and
+  so are JPEGs cut short and patched with an end marker (a strict decode);
+* the size is read from the header before decoding and refused above a pixel
+  limit (a decompression bomb; :mod:`ndrsr.lib.image_header`);
+* the EXIF orientation is applied (the image is read upright, as viewers show
+  it, and written upright);
 * an image file with several frames (animated GIF/PNG/WebP, multi-page TIFF)
   is read as its first frame, and says so (:attr:`ImageFile.frames`,
   :func:`multi_frame_warning`).
 
-Paths are read with ``np.fromfile`` / written with ``tofile`` so that non-ASCII
+Paths are read with ``np.fromfile`` / written with Python's ``open`` so that non-ASCII
 file names work on every platform; writes go to a temporary file renamed into
-place, so a crash never leaves half an image.
+place, so a crash never leaves half an image, and with ``replace=False`` an
+existing file (another run's) is never replaced.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ import numpy as np
 
 from ndrsr.lib.checkpoint import atomic_write
 from ndrsr.data.image_io import IMAGE_EXTENSIONS, ImageReadError, truncation_problem  # one check for the project
+from ndrsr.lib.image_header import (DEFAULT_MAX_PIXELS, apply_orientation, jpeg_data_problem, pixel_limit_problem,
+                                    read_header)
 
 # First bytes of the formats that may hold several frames (checked further by multi_frame_kind).
 MULTI_FRAME_MAGIC = (b'GIF8', b'II*\x00', b'MM\x00*', b'\x89PNG', b'RIFF')
@@ -98,12 +106,16 @@ def multi_frame_warning(image: ImageFile) -> str:
     return f'{image.path}: {"an" if image.kind[0] in "aeiou" else "a"} {image.kind} of {image.frames} {unit}'
 
 
-def read_image_file(path: str) -> ImageFile:
-    """Read ``path`` keeping depth, alpha and grayscale; see :class:`ImageFile`.
+def read_image_file(path: str, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> ImageFile:
+    """Read ``path`` keeping depth, alpha and grayscale, upright (EXIF orientation applied); see :class:`ImageFile`.
+
+    ``max_pixels``: refuse images with more pixels, from the header, before
+    decoding (0 or None: no limit).
 
     Raises:
-        ImageReadError: missing, empty, truncated, undecodable, or an
-            unsupported sample type / channel count. The message names the file.
+        ImageReadError: missing, empty, truncated, over the pixel limit,
+            undecodable, or an unsupported sample type / channel count. The
+            message names the file.
     """
     try:
         content = np.fromfile(path, dtype=np.uint8)
@@ -117,10 +129,19 @@ def read_image_file(path: str) -> ImageFile:
     problem = truncation_problem(raw)
     if problem is not None:
         raise ImageReadError(f'{path}: {problem}. Re-export or re-download it, or remove it from the input.')
-    img = cv2.imdecode(content, cv2.IMREAD_UNCHANGED)
+    header = read_header(raw)
+    problem = pixel_limit_problem(header, max_pixels) or jpeg_data_problem(raw)
+    if problem is not None:
+        raise ImageReadError(f'{path}: {problem}.')
+    try:
+        img = cv2.imdecode(content, cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:  # e.g. more pixels than OpenCV decodes
+        raise ImageReadError(f'{path}: cannot be decoded ({str(err).strip().splitlines()[-1]}).') from None
     if img is None:
         raise ImageReadError(f'{path}: cannot be decoded (corrupt, truncated or not an image). '
                              'Re-export or re-download it, or remove it from the input.')
+    if header is not None and header.orientation != 1:
+        img = apply_orientation(img, header.orientation)
     if img.dtype == np.uint8:
         depth = 8
     elif img.dtype == np.uint16:
@@ -187,21 +208,30 @@ def to_file_array(rgb: np.ndarray, bit_depth: int, gray: bool = False,
     return out[:, :, 0] if out.shape[2] == 1 else out
 
 
-def write_image_array(path: str, array: np.ndarray) -> None:
-    """Encode ``array`` (as OpenCV expects it) into ``path`` atomically; makes the folder."""
+def write_image_array(path: str, array: np.ndarray, replace: bool = True) -> None:
+    """Encode ``array`` (as OpenCV expects it) into ``path`` atomically; makes the folder.
+
+    ``replace=False``: FileExistsError if ``path`` exists (also when another
+    process creates it meanwhile); the existing file is left as it is.
+    """
     ext = osp.splitext(path)[1].lower()
     ok, buf = cv2.imencode(ext, array)
     if not ok:
         raise OSError(f'{path}: OpenCV cannot encode a {array.dtype} image with {array.shape} as {ext}')
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    atomic_write(path, buf.tofile, tmp=osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}{ext}'))
+    def write(tmp: str) -> None:  # a Python file: a write error is an OSError with its errno (a full disk)
+        with open(tmp, 'wb') as f:
+            f.write(buf.tobytes())
+
+    atomic_write(path, write, tmp=osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}{ext}'),
+                 replace=replace)
 
 
-def write_image_file(path: str, rgb: np.ndarray, like: ImageFile) -> None:
+def write_image_file(path: str, rgb: np.ndarray, like: ImageFile, replace: bool = True) -> None:
     """Write restored float RGB (H, W, 3) in [0, 1] to ``path`` with the depth, alpha and
-    grayscale of the input ``like``."""
-    write_image_array(path, to_file_array(rgb, like.bit_depth, like.gray, like.alpha))
+    grayscale of the input ``like`` (``replace``: see :func:`write_image_array`)."""
+    write_image_array(path, to_file_array(rgb, like.bit_depth, like.gray, like.alpha), replace)
 
 
 def write_rgb8(path: str, rgb: np.ndarray) -> None:

@@ -228,9 +228,15 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, device: torch.d
         raise ValueError(f'tile and overlap must be >= 0, got tile={tile}, overlap={overlap}')
     if tile == 0:
         tile = max(hp, wp) if fits_whole(hp * wp, torch.device(device), dtype) else DEFAULT_TILE
-    tile = -(-tile // stride) * stride
-    overlap = min(int(round(overlap / stride)) * stride, (tile // 2) // stride * stride)
+    tile, overlap = effective_tiling(tile, overlap, stride)
     return TileGrid(hp, wp, tile, overlap)
+
+
+def effective_tiling(tile: int, overlap: int, stride: int = STRIDE) -> Tuple[int, int]:
+    """(tile, overlap) as used for a fixed ``tile`` > 0: the tile rounded up to a multiple of ``stride``, the
+    overlap rounded to the nearest multiple and limited to half the tile (so that tiles advance)."""
+    tile = -(-tile // stride) * stride
+    return tile, min(int(round(overlap / stride)) * stride, (tile // 2) // stride * stride)
 
 
 def _run_tiles(grid: TileGrid, fn: Callable[[Tuple[int, int, int, int]], Sequence[torch.Tensor]],
@@ -265,7 +271,9 @@ def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int 
         precision: 'auto' | 'fp32' | 'fp16' | 'bf16' (see :func:`resolve_precision`).
         progress: called as ``progress(done_tiles, total_tiles)``.
 
-    With one tile covering the image this is exactly ``net(img)``.
+    With one tile covering the image this is exactly ``net(img)``. An output with
+    NaN or infinite values (damaged weights, a diverged network) raises
+    :class:`ndrsr.lib.integrity.NonFiniteError` instead of being returned.
     """
     device = _module_device(net)
     dtype = resolve_precision(precision, device)
@@ -280,7 +288,7 @@ def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int 
                 out = fast(img.to(device)).float()
             if progress is not None:
                 progress(1, 1)
-            return out.to(img.device)
+            return _finite_output(out).to(img.device)
         padded = pad_to_multiple(img, stride)
 
         def run(box):
@@ -289,7 +297,14 @@ def tile_forward(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int 
                 return [fast(padded[..., y0:y1, x0:x1].to(device))]
 
         out, = _run_tiles(grid, run, [s], progress)
-    return out[..., :h * s, :w * s].to(img.device)
+    return _finite_output(out[..., :h * s, :w * s]).to(img.device)
+
+
+def _finite_output(out: torch.Tensor) -> torch.Tensor:
+    """``out``, unless it has NaN or infinite values (NonFiniteError: they would be written as black or white)."""
+    from ndrsr.lib.integrity import check_finite
+    check_finite(out, "the network's output")
+    return out
 
 
 def tile_recognise(net: nn.Module, img: torch.Tensor, tile: int = 0, overlap: int = DEFAULT_OVERLAP,

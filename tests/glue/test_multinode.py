@@ -53,3 +53,41 @@ def test_two_torchrun_nodes_rendezvous_on_the_loopback_and_end_with_the_same_wei
     log = open(next(osp.join(exp, n) for n in os.listdir(exp) if n.endswith('.log'))).read()
     assert 'World size (gpu number): 2' in log
     assert not osp.exists(osp.join(roots[1], 'experiments', 'two_nodes', 'models'))  # node 1 writes no checkpoint
+
+
+def test_slurm_launcher_two_tasks_on_the_loopback(tmp_path):
+    """``--launcher slurm`` as ``srun --ntasks 2`` starts it: SLURM_PROCID / SLURM_NTASKS / SLURM_NODELIST, the
+    master host from ``scontrol show hostname`` (a stand-in script here: no SLURM on this machine), gloo on the
+    CPU."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    scontrol = bin_dir / 'scontrol'
+    scontrol.write_text('#!/bin/sh\n# scontrol show hostname NODELIST: one host per line\necho 127.0.0.1\n'
+                        'echo 127.0.0.2\n')
+    scontrol.chmod(0o755)
+    dump = str(tmp_path / 'dump')
+    dirs = make_pairs(str(tmp_path / 'data'), n=8)
+    yml = write_yaml(train_options(dirs, 'slurm', 'SRModel', total_iter=2, save_freq=2),
+                     str(tmp_path / 'slurm.yml'))
+    root = str(tmp_path / 'root')
+    port = str(free_port())
+    procs = []
+    for rank in (0, 1):
+        task_env = dict(env(root), SLURM_PROCID=str(rank), SLURM_NTASKS='2', SLURM_LOCALID=str(rank),
+                        SLURM_NODELIST='node[01-02]', MASTER_PORT=port,
+                        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+        procs.append(subprocess.Popen([sys.executable, LAUNCHER, dump, '-opt', yml, '--launcher', 'slurm'],
+                                      cwd=str(tmp_path), env=task_env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, (p, out) in enumerate(zip(procs, outputs)):
+        assert p.returncode == 0, f'task {rank} exited {p.returncode}:\n{out[-6000:]}'
+    ranks = [load(osp.join(dump, f'final_rank{r}.pt')) for r in (0, 1)]
+    for snap in ranks:
+        assert (snap['backend'], snap['world_size'], snap['wrapper']) == ('gloo', 2, 'DistributedDataParallel')
+    assert_same(ranks[0]['nets'], ranks[1]['nets'], 'task 0 vs task 1')
