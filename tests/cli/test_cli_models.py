@@ -12,12 +12,13 @@ import pytest
 import setuptools
 import torch
 import yaml
-from conftest import BIN, ROOT, SMALL_DEGRAD, SMALL_RESTORE, LocalServer, run_tool
+from conftest import BIN, ROOT, SMALL_DEGRAD, SMALL_RESTORE, LocalServer, pin_paper_model, run_tool
 
 from ndrsr.archs import NDRDegrad, NDRRestore
 from ndrsr.cli.degrade import main as degrade_main
 from ndrsr.cli.restore import main as restore_main
 from ndrsr.lib import model_zoo
+from ndrsr.lib.integrity import write_manifest
 
 
 
@@ -39,6 +40,8 @@ def shipped(tmp_path, monkeypatch):
     with open(folder / 'network_options.yml', 'w') as f:
         yaml.safe_dump({'network_g': dict(type='NDRRestore', **restore_opt),
                         'network_degrad': dict(type='NDRDegrad', **SMALL_DEGRAD)}, f)
+    write_manifest([folder / n for n in ('net_g.pth', 'net_degrad.pth', 'network_options.yml')],
+                   tmp_path / 'pretrained' / 'SHA256SUMS')  # recorded, as the package's are
     monkeypatch.setenv('NDRSR_PRETRAINED_DIR', str(tmp_path / 'pretrained'))
     return folder
 
@@ -108,6 +111,7 @@ def test_paper_model_is_downloaded_once_through_the_cli(tmp_path, reference, mon
     root = tmp_path / 'srv'
     root.mkdir()
     torch.save(reference['state_dict'], root / 'model_L.pth')
+    pin_paper_model(monkeypatch, root / 'model_L.pth')  # the served file stands in for the published one
     server = LocalServer(root)
     try:
         monkeypatch.setenv('NDRSR_URL_PAPER', server.url('model_L.pth'))
@@ -119,7 +123,7 @@ def test_paper_model_is_downloaded_once_through_the_cli(tmp_path, reference, mon
             assert restore_main([str(tmp_path / 'in'), '-o', str(tmp_path / out), '--model', 'paper', '-q']) == 0
         assert server.hits == ['/model_L.pth']  # cached after the first run
         lines = capsys.readouterr().out.splitlines()
-        assert lines[0].startswith('Downloading: ') and server.url('model_L.pth') in lines[0]  # basicsr's notice
+        assert lines[0].startswith('Downloading: ') and server.url('model_L.pth') in lines[0]
         assert lines.count(f'model: paper \u2014 {model_zoo.MODELS["paper"].summary} '
                            f'[{tmp_path / "cache" / "paper" / "converted"}]') == 2
         assert restore_main([str(tmp_path / 'in'), '-o', str(tmp_path / 'released'), '-w', str(root / 'model_L.pth'),
