@@ -198,7 +198,10 @@ def _launch(dump_dir: str, train_args: List[str]) -> None:
     import torch
     import ndrsr  # noqa: F401  (compat first, exactly as ndrsr/train.py does)
     import basicsr.train
-    rank = int(os.environ.get('RANK', 0))
+    def rank():  # after init_dist: the SLURM launcher sets RANK from SLURM_PROCID only then
+        import torch.distributed as dist
+        return dist.get_rank() if dist.is_initialized() else int(os.environ.get('RANK', 0))
+
     built = []
     build_model = basicsr.train.build_model
 
@@ -208,7 +211,7 @@ def _launch(dump_dir: str, train_args: List[str]) -> None:
 
         def observed_resume(state):
             resume_training(state)
-            torch.save(_snapshot(model), osp.join(dump_dir, f'resumed_rank{rank}.pt'))
+            torch.save(_snapshot(model), osp.join(dump_dir, f'resumed_rank{rank()}.pt'))
 
         model.resume_training = observed_resume
         built.append(model)
@@ -217,7 +220,7 @@ def _launch(dump_dir: str, train_args: List[str]) -> None:
     basicsr.train.build_model = observed_build_model
     sys.argv = [TRAIN] + train_args
     runpy.run_path(TRAIN, run_name='__main__')
-    torch.save(_snapshot(built[0]), osp.join(dump_dir, f'final_rank{rank}.pt'))
+    torch.save(_snapshot(built[0]), osp.join(dump_dir, f'final_rank{rank()}.pt'))
 
 
 if __name__ == '__main__':
