@@ -30,7 +30,11 @@ setup(
     extras_require={
         'test': ['pytest', 'pytest-timeout', 'ruff==0.16.9',
                  # the deployment tests run the real exporters and runtimes (ndrsr[onnx], ndrsr[spandrel])
-                 'onnx==1.23.2', 'onnxruntime==1.31.1', 'onnxscript==0.7.2', 'safetensors==0.8.0', 'spandrel==0.4.2'],
+                 'onnx==1.23.2', 'onnxruntime==1.31.1', 'onnxscript==0.7.2', 'safetensors==0.8.0', 'spandrel==0.4.2',
+                 # the page's browser test (tests/app): ndrsr[app] and Playwright driving the system's Chromium
+                 'gradio==6.31.0', 'playwright==1.65.2'],
+        # ndrsr-app, the local web page (docs/app.md)
+        'app': ['gradio>=6.0,<7'],
         # ndrsr-export and ndrsr-restore --weights X.onnx / X.safetensors (docs/inference.md, "Deploying")
         'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.3', 'safetensors>=0.4'],
         # ndrsr.spandrel.install(): NDR-Restore in spandrel (chaiNNer, ComfyUI)
@@ -44,6 +48,7 @@ setup(
         'ndrsr-make-lmdb=ndrsr.cli.make_lmdb:main',
         'ndrsr-check=ndrsr.cli.check:main',
         'ndrsr-export=ndrsr.cli.export:main',
+        'ndrsr-app=ndrsr.app.main:main',
     ]},
     zip_safe=False,
 )

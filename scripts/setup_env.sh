@@ -16,6 +16,7 @@ VPY=.venv/bin/python
 # The check and the version line in one Python start. ndrsr before basicsr: basicsr 1.4.2 cannot be imported
 # on this stack without ndrsr's import aliases.
 CHECK="import torch, torchvision, ndrsr, basicsr, pytest, ruff, onnx, onnxruntime, onnxscript, safetensors, spandrel; \
+from importlib.util import find_spec; assert find_spec('gradio') and find_spec('playwright'), 'the app extra'; \
 print('ndrsr', ndrsr.__version__, '| basicsr', basicsr.__version__, '| torch', torch.__version__)"
 if ! "$VPY" -c "$CHECK" 2>/dev/null; then
   TORCH_INDEX=()

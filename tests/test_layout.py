@@ -17,6 +17,7 @@ from conftest import ROOT
 
 PACKAGE = osp.join(ROOT, 'ndrsr')
 TOOLS = 'ndrsr.cli'
+PAGE = 'ndrsr.app'  # the web page: an optional extra (Gradio), used by nothing else
 
 
 def module_files() -> Dict[str, str]:
@@ -68,8 +69,14 @@ def is_tool(name: str) -> bool:
     return name == TOOLS or name.startswith(TOOLS + '.')
 
 
+def is_page(name: str) -> bool:
+    return name == PAGE or name.startswith(PAGE + '.')
+
+
 @pytest.mark.parametrize('name', sorted(MODULES))
 def test_every_module_imports(name):
+    if is_page(name):
+        pytest.importorskip('gradio', reason="the page's optional extra is not installed: pip install -e '.[app]'")
     importlib.import_module(name)
 
 
@@ -80,7 +87,8 @@ def test_the_wings_are_there():
                  'ndrsr.lib.model_zoo', 'ndrsr.lib.maps', 'ndrsr.glue.compat', 'ndrsr.glue.resume', 'ndrsr.glue.entry',
                  'ndrsr.data.sources', 'ndrsr.cli.paths', 'ndrsr.cli.errors', 'ndrsr.cli.restore', 'ndrsr.cli.degrade',
                  'ndrsr.cli.evaluate', 'ndrsr.cli.convert', 'ndrsr.cli.make_lmdb', 'ndrsr.cli.check', 'ndrsr.train',
-                 'ndrsr.test'):
+                 'ndrsr.test', 'ndrsr.lib.image_files', 'ndrsr.lib.image_ops', 'ndrsr.app.jobs', 'ndrsr.app.page',
+                 'ndrsr.app.main'):
         assert name in MODULES, name
 
 
@@ -93,6 +101,18 @@ def test_the_package_root_holds_the_scripts_and_few_modules():
 def test_library_and_plugin_never_import_the_tools():
     offenders = {name: sorted(m for m in deps if is_tool(m)) for name, deps in GRAPH.items() if not is_tool(name)}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_page_imports_no_tool_and_nothing_imports_the_page():
+    """The page calls the library as the tools do (never the tools), and Gradio stays inside ``ndrsr/app``."""
+    assert not {name: deps for name, deps in GRAPH.items() if is_page(name) and any(is_tool(m) for m in deps)}
+    assert sorted(name for name, deps in GRAPH.items() if not is_page(name) and any(is_page(m) for m in deps)) == []
+    gradio_users = sorted(name for name, path in MODULES.items()
+                          if any(isinstance(node, (ast.Import, ast.ImportFrom))
+                                 and any((alias.name if isinstance(node, ast.Import) else node.module or '')
+                                         .split('.')[0] == 'gradio' for alias in node.names)
+                                 for node in ast.walk(ast.parse(open(path, encoding='utf-8').read()))))
+    assert gradio_users and all(is_page(name) for name in gradio_users), gradio_users
 
 
 def test_no_import_cycles():
