@@ -35,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOW_SPACE = 16 << 20  # less free space than this after a failed LMDB write: the disk filled up
+
+
+def lmdb_failure(err: Exception, out: str) -> str:
+    """One line for an LMDB that could not be written; a full disk (LMDB says ``Input/output error``) named."""
+    import shutil
+    parent = osp.dirname(osp.abspath(out))
+    free = shutil.disk_usage(parent).free
+    if free < LOW_SPACE and ('Input/output error' in str(err) or 'No space' in str(err)):
+        return (f'no space left on the device writing {out} (lmdb: {err}; {free / 2 ** 20:.1f} MiB free in '
+                f'{parent}; nothing was left behind). Free space, or write the LMDB to another disk.')
+    return f'writing {out} failed (lmdb: {err}); nothing was left behind.'
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -79,7 +93,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         try:
             make_lmdb(folder, out, args.compress_level)
-        except (DataLayoutError, FileExistsError, ValueError, OSError, lmdb.Error) as e:
+        except lmdb.Error as e:  # LMDB reports a full disk as an I/O error: say what it most likely is
+            print(f'{PROG}: error: {lmdb_failure(e, out)}', file=sys.stderr)
+            return USAGE
+        except (DataLayoutError, FileExistsError, ValueError, OSError) as e:
             print(f'{PROG}: error: {e}', file=sys.stderr)
             return USAGE
         except KeyboardInterrupt:  # the build cleans up its temporary folder on the way out

@@ -127,7 +127,8 @@ def _check_folder(folder: Optional[str], option: str, where: str) -> str:
         raise DataLayoutError(f'{where}: option {option} is missing. Set it to the image folder (or .lmdb).')
     folder = osp.expanduser(str(folder))
     if not osp.exists(folder):
-        raise DataLayoutError(f'{where}: {option} folder {folder} does not exist. Check the path in the options '
+        given = f'given to {option}' if option.startswith('-') else 'in the options'  # a flag or an option
+        raise DataLayoutError(f'{where}: {option} folder {folder} does not exist. Check the path {given} '
                               '(relative paths are relative to the directory you run from).')
     if not osp.isdir(folder):
         raise DataLayoutError(f'{where}: {option} {folder} is a file, not a folder.')

@@ -312,3 +312,23 @@ def test_a_stalled_model_download_times_out_with_one_line(tmp_path, photos):
     assert not any(f for _, _, fs in os.walk(tmp_path / 'cache') for f in fs)
     assert not (tmp_path / 'out').exists()
 
+
+
+def test_building_an_lmdb_on_a_full_disk_says_so(small_disk, tmp_path):
+    (tmp_path / 'imgs').mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / 'imgs' / f'{i}.png'), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    stat = os.statvfs(small_disk)
+    (small_disk / 'filler').write_bytes(b'\0' * (stat.f_bavail * stat.f_frsize - 32768))  # 32 KiB left
+    res = run_tool('ndrsr-make-lmdb', str(tmp_path / 'imgs'), str(small_disk / 'x.lmdb'))
+    assert res.returncode == 2 and 'Traceback' not in res.stderr
+    assert res.stderr.strip().startswith(f'ndrsr-make-lmdb: error: no space left on the device writing '
+                                         f'{small_disk / "x.lmdb"} (lmdb: ')
+    assert listing(small_disk) == ['filler']
+
+
+def test_eval_names_the_flag_of_a_missing_ground_truth_folder(photos):
+    res = run_tool('ndrsr-eval', str(photos), '--gt', 'nope')
+    assert res.returncode == 2
+    assert 'Check the path given to --gt' in res.stderr and 'in the options' not in res.stderr
