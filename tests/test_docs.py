@@ -12,7 +12,7 @@ DOCS = ['README.md'] + [os.path.join('docs', n) for n in sorted(os.listdir(os.pa
                         if n.endswith('.md')]
 # What a fresh clone has only inside .venv: a bare call finds another interpreter (or nothing).
 VENV_COMMANDS = ('python', 'python3', 'pip', 'pytest', 'torchrun', 'ruff', 'ndrsr-restore', 'ndrsr-degrade',
-                 'ndrsr-eval', 'ndrsr-convert', 'ndrsr-make-lmdb', 'ndrsr-check')
+                 'ndrsr-eval', 'ndrsr-convert', 'ndrsr-make-lmdb', 'ndrsr-check', 'ndrsr-export')
 
 
 def read(name: str) -> str:
