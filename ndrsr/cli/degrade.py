@@ -38,7 +38,8 @@ from collections import Counter
 from os import path as osp
 from typing import Optional, Sequence
 
-from ndrsr.cli.arguments import add_model_arguments, add_output_arguments, add_runtime_arguments, model_weights
+from ndrsr.cli.arguments import (add_model_arguments, add_output_arguments, add_runtime_arguments, max_pixels,
+                                 model_weights)
 from ndrsr.cli.errors import WEIGHTS_FLAGS, UsageError, cli_main
 from ndrsr.cli.paths import (OutputFolder, OutputPolicy, check_output_folder, check_writable, collect_inputs,
                              safe_output_path)
@@ -76,7 +77,7 @@ def recognise_file(restore_net, path: str, args):
     from ndrsr.lib.image_files import multi_frame_warning, read_image_file
     from ndrsr.lib.image_ops import recognise_like
 
-    image = read_image_file(path)
+    image = read_image_file(path, max_pixels(args))
     if image.frames > 1:
         print(f'WARNING {multi_frame_warning(image)}; its first frame gives the degradation.', file=sys.stderr)
     like = recognise_like(restore_net, image.rgb, args.fit, tile=args.tile, overlap=args.tile_overlap,
@@ -95,7 +96,7 @@ def degrade_one(degrad_net, like, path: str, out_path: str, args, progress: Prog
     from ndrsr.lib.image_files import multi_frame_warning, read_image_file, write_image_file
     from ndrsr.lib.image_ops import degrade_rgb
 
-    image = read_image_file(path)
+    image = read_image_file(path, max_pixels(args))
     if image.frames > 1:
         progress.write(f'WARNING {multi_frame_warning(image)}; only the first frame is degraded.')
     try:
@@ -103,7 +104,7 @@ def degrade_one(degrad_net, like, path: str, out_path: str, args, progress: Prog
                           precision=args.precision, progress=progress.tile)
     except ValueError as err:  # the clean image's size does not suit the network
         raise ValueError(f'{path}: {err}') from None
-    write_image_file(out_path, rgb, image)
+    write_image_file(out_path, rgb, image, replace=args.overwrite)  # never another run's file, unless asked
 
 
 def run(args) -> int:
@@ -149,7 +150,13 @@ def run(args) -> int:
         out_path = safe_output_path(out_paths[path], inputs_real)
         if not policy.claim(out_path):
             return False
-        degrade_one(degrad_net, degradation, path, out_path, args, progress, restore_net)
+        try:
+            degrade_one(degrad_net, degradation, path, out_path, args, progress, restore_net)
+        except FileExistsError:  # another run into the same folder wrote it meanwhile
+            if not args.skip_existing:
+                raise
+            policy.kept.append(out_path)
+            return False
         return True
 
     progress = Progress(len(todo), enabled=not args.quiet)

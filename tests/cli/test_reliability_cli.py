@@ -332,3 +332,22 @@ def test_eval_names_the_flag_of_a_missing_ground_truth_folder(photos):
     res = run_tool('ndrsr-eval', str(photos), '--gt', 'nope')
     assert res.returncode == 2
     assert 'Check the path given to --gt' in res.stderr and 'in the options' not in res.stderr
+
+
+def test_degrade_reads_with_the_pixel_limit_and_never_replaces_another_runs_output(tmp_path, photos, weights,
+                                                                                     capsys, monkeypatch):
+    from ndrsr.cli.degrade import main as degrade_main
+    args = ['--like', str(photos / 'a.png'), str(photos / 'b.png'), '-w', g(weights), '-q']
+    assert degrade_main(args + ['-o', str(tmp_path / 'o1'), '--max-megapixels', '0.0001']) == 2
+    assert 'more than the limit of 0.0001 MP' in capsys.readouterr().err  # the --like image itself
+    out = tmp_path / 'o2'
+    real = image_files.write_image_file
+
+    def other_run_first(path, *a, **k):
+        out.mkdir(exist_ok=True)
+        (out / 'b_like_a.png').write_bytes(b'the other run')
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(image_files, 'write_image_file', other_run_first)
+    assert degrade_main(args + ['-o', str(out)]) == 1
+    assert 'already exists' in capsys.readouterr().err and (out / 'b_like_a.png').read_bytes() == b'the other run'
