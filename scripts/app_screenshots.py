@@ -1,4 +1,4 @@
-"""Screenshots of ndrsr-app's three tabs for the docs: docs/figures/app_{restore,maps,transfer}.png.
+"""Screenshots of ndrsr-app's three tabs for the docs: docs/figures/app_restore.png, app_maps.jpg, app_transfer.jpg.
 
     .venv/bin/python scripts/app_screenshots.py [--out docs/figures]
 
@@ -48,31 +48,32 @@ def main() -> None:
             tab = browser.new_page(viewport={'width': 1280, 'height': 900})
             tab.goto(url)
             tab.click('#restore-example-chelsea_noise25')
-            tab.locator('#restore-input').get_by_text('chelsea_noise25.png').first.wait_for(timeout=WAIT_MS)
+            tab.locator('#restore-input').get_by_text('chelsea_noise25').first.wait_for(timeout=WAIT_MS)
             tab.click('#restore-run')
             tab.locator('#restore-output a[download]').first.wait_for(timeout=WAIT_MS)
             tab.wait_for_timeout(1500)  # the slider's images
             tab.screenshot(path=osp.join(args.out, 'app_restore.png'))
             tab.get_by_role('tab', name='What it sees').click()
             tab.click('#maps-example-motorcycle_rain')
-            tab.locator('#maps-input').get_by_text('motorcycle_rain.png').first.wait_for(timeout=WAIT_MS)
+            tab.locator('#maps-input').get_by_text('motorcycle_rain').first.wait_for(timeout=WAIT_MS)
             tab.click('#maps-run')
             tab.locator('#maps-legend').get_by_text('How to read the maps').wait_for(timeout=WAIT_MS)
             tab.wait_for_timeout(1500)
-            tab.screenshot(path=osp.join(args.out, 'app_maps.png'))
+            tab.screenshot(path=osp.join(args.out, 'app_maps.jpg'), type='jpeg', quality=85)
             tab.get_by_role('tab', name='Transfer').click()
             tab.click('#clean-example-astronaut_clean')
             tab.click('#like-example-motorcycle_rain')
-            tab.locator('#transfer-like').get_by_text('motorcycle_rain.png').first.wait_for(timeout=WAIT_MS)
+            tab.locator('#transfer-like').get_by_text('motorcycle_rain').first.wait_for(timeout=WAIT_MS)
             tab.click('#transfer-run')
             tab.locator('#transfer-output a[download]').first.wait_for(timeout=WAIT_MS)
             tab.wait_for_timeout(1500)
-            tab.screenshot(path=osp.join(args.out, 'app_transfer.png'))
+            tab.screenshot(path=osp.join(args.out, 'app_transfer.jpg'), type='jpeg', quality=85)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    print('wrote', ', '.join(osp.join(args.out, f'app_{t}.png') for t in ('restore', 'maps', 'transfer')))
+    names = ('app_restore.png', 'app_maps.jpg', 'app_transfer.jpg')
+    print('wrote', ', '.join(osp.join(args.out, name) for name in names))
 
 
 if __name__ == '__main__':

@@ -98,7 +98,8 @@ def photo_16bit_alpha(path, seed: int = 0) -> str:
 
 def upload(tab, elem_id: str, *paths) -> None:
     tab.locator(f'#{elem_id} input[type=file]').set_input_files([str(p) for p in paths])
-    tab.locator(f'#{elem_id}').get_by_text(os.path.basename(str(paths[-1]))).first.wait_for(timeout=WAIT_MS)
+    stem = os.path.splitext(os.path.basename(str(paths[-1])))[0]  # a long name is shown as stem + extension
+    tab.locator(f'#{elem_id}').get_by_text(stem).first.wait_for(timeout=WAIT_MS)
 
 
 def download(tab, elem_id: str, dest) -> str:
