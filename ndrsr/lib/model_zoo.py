@@ -113,12 +113,16 @@ class ModelFiles:
 
 SMALL_V3 = ModelInfo('small_v3', "ndrsr's small all-in-one model v3 (noise, rain incl. light rain, haze, leaves clean "
                      "photos alone; shipped with the package)", folder='small_v3')
-SMALL_LATEST = SMALL_V3  # what 'small' means: the newest shipped version
+SMALL_V4 = ModelInfo('small_v4', "ndrsr's small all-in-one model v4 (trained on camera noise and real noisy photos, "
+                     "varied rain, outdoor haze; leaves clean photos alone; shipped with the package)",
+                     folder='small_v4')
+SMALL_LATEST = SMALL_V4  # what 'small' means: the newest shipped version
 
 MODELS: Dict[str, ModelInfo] = {
     'small': ModelInfo('small', f"ndrsr's small all-in-one model, now {SMALL_LATEST.name} (noise, rain, haze; "
                                 "shipped with the package)", folder=SMALL_LATEST.folder),
     'small_v3': SMALL_V3,
+    'small_v4': SMALL_V4,
     'paper': ModelInfo(
         'paper', "the authors' released all-in-one model model_L.pth (noise, rain, haze; downloaded once)",
         url='https://huggingface.co/Mingde/pre-trained-models/resolve/main/model_L.pth', file_name='model_L.pth',
