@@ -18,9 +18,9 @@ was created, with a raw PyTorch or BasicSR error:
 
 :func:`validate_options` raises :class:`ndrsr.glue.options_io.OptionsError` with all of
 them; the pipeline fixes (:func:`ndrsr.glue.compat.apply_pipeline_fixes`) call it right
-after parsing the options, before BasicSR creates a folder. ``python -m
-ndrsr.data.check`` prints the same problems (without the data part, which it
-checks source by source).
+after parsing the options, before BasicSR creates a folder. ``ndrsr-check``
+prints the same problems (without the data part, which it checks source by
+source).
 """
 from __future__ import annotations
 
@@ -229,11 +229,11 @@ def _data_problems(opt: dict) -> List[str]:
     return problems
 
 
-def _python() -> str:
-    """The interpreter running now, as the user can type it (relative under the current directory, e.g.
-    .venv/bin/python)."""
+def _console_script(name: str) -> str:
+    """The console script ``name`` installed beside the interpreter running now, as the user can type it
+    (relative under the current directory, e.g. .venv/bin/ndrsr-check)."""
     import sys
-    exe = sys.executable or 'python'
+    exe = osp.join(osp.dirname(sys.executable), name) if sys.executable else name
     return osp.relpath(exe) if exe.startswith(os.getcwd() + os.sep) else exe
 
 
@@ -247,7 +247,7 @@ def validate_options(opt: dict, is_train: bool = True, opt_path: str = 'the opti
     if any(p.endswith(')') and '(used as datasets.' in p for p in data_problems):
         footer = ('Data sets: lay them out as docs/datasets.md describes, or fix the paths (relative paths are '
                   f'taken from the current directory, {os.getcwd()}). Then check every source with:\n'
-                  f'  {_python()} -m ndrsr.data.check -opt {opt_path}')
+                  f'  {_console_script("ndrsr-check")} -opt {opt_path}')
     problems += data_problems
     raise OptionsError(problems, header=f'{opt_path}: {len(problems)} problem(s); nothing was run, created or '
                                         'changed:', footer=footer)
