@@ -3,7 +3,7 @@
     .venv/bin/python scripts/app_screenshots.py [--out docs/figures]
 
 Starts ``ndrsr-app`` on a free port, and in headless Chromium (/usr/bin/chromium, Playwright) restores the
-bundled noisy cat, shows what the network sees in the rainy street, transfers its rain onto the clean
+bundled noisy cat, shows what the network sees in the rainy street, transfers the cat's noise onto the clean
 astronaut, and saves a screenshot of each tab. Needs the app extra (``pip install -e '.[app]'``).
 """
 from __future__ import annotations
@@ -62,8 +62,8 @@ def main() -> None:
             tab.screenshot(path=osp.join(args.out, 'app_maps.jpg'), type='jpeg', quality=85)
             tab.get_by_role('tab', name='Transfer').click()
             tab.click('#clean-example-astronaut_clean')
-            tab.click('#like-example-motorcycle_rain')
-            tab.locator('#transfer-like').get_by_text('motorcycle_rain').first.wait_for(timeout=WAIT_MS)
+            tab.click('#like-example-chelsea_noise25')
+            tab.locator('#transfer-like').get_by_text('chelsea_noise25').first.wait_for(timeout=WAIT_MS)
             tab.click('#transfer-run')
             tab.locator('#transfer-output a[download]').first.wait_for(timeout=WAIT_MS)
             tab.wait_for_timeout(1500)
