@@ -95,6 +95,7 @@ def degrade_one(degrad_net, like, path: str, out_path: str, args, progress: Prog
     """
     from ndrsr.lib.image_files import multi_frame_warning, read_image_file, write_image_file
     from ndrsr.lib.image_ops import degrade_rgb
+    from ndrsr.lib.integrity import NonFiniteError
 
     image = read_image_file(path, max_pixels(args))
     if image.frames > 1:
@@ -102,6 +103,9 @@ def degrade_one(degrad_net, like, path: str, out_path: str, args, progress: Prog
     try:
         rgb = degrade_rgb(degrad_net, like, image.rgb, restore_net, tile=args.tile, overlap=args.tile_overlap,
                           precision=args.precision, progress=progress.tile)
+    except NonFiniteError as err:
+        raise NonFiniteError(f'{path}: {err} with the NDR-Degrad weights beside the restoration weights: they are '
+                             'damaged or their training diverged; nothing was written') from None
     except ValueError as err:  # the clean image's size does not suit the network
         raise ValueError(f'{path}: {err}') from None
     write_image_file(out_path, rgb, image, replace=args.overwrite)  # never another run's file, unless asked

@@ -350,7 +350,8 @@ def tile_degrade(net: nn.Module, clean: torch.Tensor, degradations: Sequence[tor
     """NDRDegrad(clean, U's) tile by tile -> degraded (B, 3, H, W) float32 on the CPU.
 
     ``clean`` is (B, 3, sH, sW) and the U_i are at the padded level sizes of
-    (H, W) (use :func:`fit_degradations` first for another image's U's).
+    (H, W) (use :func:`fit_degradations` first for another image's U's). An output with NaN or infinite
+    values raises :class:`ndrsr.lib.integrity.NonFiniteError` instead of being returned.
     """
     device = _module_device(net)
     dtype = resolve_precision(precision, device)
@@ -374,7 +375,7 @@ def tile_degrade(net: nn.Module, clean: torch.Tensor, degradations: Sequence[tor
                 return [fast(padded[..., y0 * s:y1 * s, x0 * s:x1 * s].to(device), us)]
 
         out, = _run_tiles(grid, run, [1.0], progress)
-    return out[..., :h, :w]
+    return _finite_output(out[..., :h, :w])
 
 
 def _module_device(net: nn.Module) -> torch.device:

@@ -163,3 +163,21 @@ def test_difference_transfer_puts_the_degradation_alone_on_the_clean_image(relea
     expected = sum(float(d.norm() / u.norm()) for d, u in zip(difference, us_degraded)) / 3
     assert share == pytest.approx(expected) and 0 < share
     assert removed_share(us_degraded, [torch.zeros_like(u) for u in us_degraded]) == 0
+
+
+def test_a_non_finite_degradation_is_refused_not_returned():
+    """NDR-Degrad weights that overflow (finite, absurdly large) give NonFiniteError, as tile_forward does."""
+    from conftest import SMALL_DEGRAD, SMALL_RESTORE
+
+    from ndrsr.archs import NDRDegrad, NDRRestore
+    from ndrsr.lib.integrity import NonFiniteError
+    torch.manual_seed(0)
+    restore, degrad = NDRRestore(**SMALL_RESTORE).eval(), NDRDegrad(**SMALL_DEGRAD).eval()
+    clean = smooth_image(32, 40)
+    us = tile_recognise(restore, clean)[0]
+    assert torch.isfinite(tile_degrade(degrad, clean, us)).all()
+    with torch.no_grad():
+        for p in degrad.parameters():
+            p.fill_(1e30)
+    with pytest.raises(NonFiniteError, match='NaN or infinite'):
+        tile_degrade(degrad, clean, us)
