@@ -13,6 +13,18 @@ from os import path as osp
 from helpers_pipeline import LAUNCHER, assert_same, env, free_port, load, make_pairs, train_options, write_yaml
 
 
+
+def wait_for_all(procs, what: str) -> None:
+    """Wait for every process (killing the rest on a timeout); each must exit 0, else its output's tail is shown."""
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, (p, out) in enumerate(zip(procs, outputs)):
+        assert p.returncode == 0, f'{what} {rank} exited {p.returncode}:\n{out[-6000:]}'
+
 def node_command(node_rank, port, dump, yml):
     return [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={node_rank}',
             '--nproc_per_node=1', '--master_addr=127.0.0.1', f'--master_port={port}',
@@ -31,14 +43,7 @@ def test_two_torchrun_nodes_rendezvous_on_the_loopback_and_end_with_the_same_wei
         os.makedirs(root)
         procs.append(subprocess.Popen(node_command(rank, port, dump, yml), cwd=root,
                                       env=env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=240)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for rank, (p, out) in enumerate(zip(procs, outputs)):
-        assert p.returncode == 0, f'node {rank} exited {p.returncode}:\n{out[-6000:]}'
+    wait_for_all(procs, 'node')
 
     ranks = [load(osp.join(dump, f'final_rank{r}.pt')) for r in (0, 1)]  # global ranks 0 and 1, one per node
     for snap in ranks:
@@ -79,14 +84,7 @@ def test_slurm_launcher_two_tasks_on_the_loopback(tmp_path):
         procs.append(subprocess.Popen([sys.executable, LAUNCHER, dump, '-opt', yml, '--launcher', 'slurm'],
                                       cwd=str(tmp_path), env=task_env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=240)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for rank, (p, out) in enumerate(zip(procs, outputs)):
-        assert p.returncode == 0, f'task {rank} exited {p.returncode}:\n{out[-6000:]}'
+    wait_for_all(procs, 'task')
     ranks = [load(osp.join(dump, f'final_rank{r}.pt')) for r in (0, 1)]
     for snap in ranks:
         assert (snap['backend'], snap['world_size'], snap['wrapper']) == ('gloo', 2, 'DistributedDataParallel')
