@@ -27,7 +27,9 @@ NOISE_SIGMAS = (15, 25, 50)
 RAIN_DEFAULTS = dict(density=(0.002, 0.006), length=(10, 30), angle=(-25, 25), intensity=(0.5, 0.9), width=0.75,
                      blur=0.0, layers=1, mist=0.0)
 HAZE_DEFAULTS = dict(beta=(0.6, 1.8), airlight=(0.7, 1.0), tint=0.0, depth='proxy', airlight_variation=0.0)
-HAZE_DEPTHS = ('proxy', 'scene', 'row')
+# haze ``depth`` choices -> the estimate, (H, W, C) image and rng -> (H, W) depth in [0, 1]
+HAZE_DEPTHS = {'proxy': depth_proxy, 'scene': scene_depth,
+               'row': lambda img, rng: row_depth(img.shape[0], img.shape[1], rng)}
 CAMERA_NOISE_DEFAULTS = dict(shot=(2e-4, 1e-2), read=(1e-6, 2e-4), chroma=(0.3, 1.0), blur=(0.0, 0.6), bayer=True)
 JPEG_DEFAULTS = dict(quality=(30, 95))
 TONE_DEFAULTS = dict(contrast=1.0, brightness=0.0, gamma=1.0, saturation=1.0, gain=0.0)
@@ -130,8 +132,7 @@ class SynthStep:
             tint = _draw(p['tint'], rng)
             if tint > 0:
                 airlight = np.clip(airlight + rng.uniform(-tint, tint, size=img.shape[2]), 0, 1)
-            depth = {'proxy': depth_proxy, 'scene': scene_depth,
-                     'row': lambda im, r: row_depth(im.shape[0], im.shape[1], r)}[p['depth']](img, rng)
+            depth = HAZE_DEPTHS[p['depth']](img, rng)
             variation = _draw(p['airlight_variation'], rng)
             if variation > 0:  # brighter and darker patches of sky light: A * (1 + v * field)
                 field = smooth_field(img.shape[0], img.shape[1], rng)[:, :, None]
@@ -169,7 +170,7 @@ _STEP_KEYS = {
 }
 _STEP_DEFAULTS = {'rain': RAIN_DEFAULTS, 'haze': HAZE_DEFAULTS, 'tone': TONE_DEFAULTS,
                   'camera_noise': CAMERA_NOISE_DEFAULTS, 'jpeg': JPEG_DEFAULTS}
-_CHOICE_KEYS = {('haze', 'depth'): HAZE_DEPTHS, ('camera_noise', 'bayer'): (True, False)}
+_CHOICE_KEYS = {('haze', 'depth'): tuple(HAZE_DEPTHS), ('camera_noise', 'bayer'): (True, False)}
 _POSITIVE_KEYS = {('camera_noise', 'shot'), ('camera_noise', 'read')}  # drawn log-uniformly
 
 
