@@ -29,12 +29,12 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.data.transforms import augment, mod_crop, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .synthesis import synthesize_pair
+from .synthesis import synthesis_scale, synthesize_pair
 from .image_io import GRAY_MODES, read_image
 from .pairing import DataLayoutError
 from .sources import Source, check_choice, check_pair_sizes, open_file_clients, parse_source, sampling_counts
@@ -116,27 +116,37 @@ class MixedDegradationDataset(data.Dataset):
         client = self._client(source)
         gt = read_image(client, source.gt.path(gt_stem), source.key('gt'), self.gray, source.gt.display(gt_stem))
         gt_path = source.gt.path(gt_stem)
+        whole_image = source.steps and source.synthesis_scope == 'image'
+        rng = np.random.default_rng(np.random.randint(0, 2**31 - 1)) if source.steps else None  # BasicSR's seeding
         if source.paired:
             lq_path = source.lq.path(lq_stem)
             lq = read_image(client, lq_path, source.key('lq'), self.gray, source.lq.display(lq_stem))
             gt = check_pair_sizes(gt, lq, source.pair_scale, source.gt.display(gt_stem), source.lq.display(lq_stem))
-            need = self.gt_size // source.pair_scale
+            scale = source.pair_scale
+            if whole_image:
+                gt, lq = synthesize_pair(np.ascontiguousarray(gt), lq, source.steps, rng)
+                scale *= synthesis_scale(source.steps)
+            need = self.gt_size // scale
             if min(lq.shape[:2]) < need:
                 if self.small_images == 'error':
                     self._too_small(source.lq.display(lq_stem), *lq.shape[:2], need, 'lq')
                 lq = pad_to(lq, need)
-                gt = pad_to(gt, need * source.pair_scale)[:lq.shape[0] * source.pair_scale,
-                                                           :lq.shape[1] * source.pair_scale]
-            gt, lq = paired_random_crop(gt, lq, self.gt_size, source.pair_scale, gt_path)
+                gt = pad_to(gt, need * scale)[:lq.shape[0] * scale, :lq.shape[1] * scale]
+            gt, lq = paired_random_crop(gt, lq, self.gt_size, scale, gt_path)
         else:
             lq_path = gt_path
             if min(gt.shape[:2]) < self.gt_size:
                 if self.small_images == 'error':
                     self._too_small(source.gt.display(gt_stem), *gt.shape[:2], self.gt_size, 'gt')
                 gt = pad_to(gt, self.gt_size)
-            gt, lq = paired_random_crop(gt, gt, self.gt_size, 1, gt_path)
-        if source.steps:
-            rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))  # seeded by BasicSR's worker_init_fn
+            if whole_image:
+                scale = synthesis_scale(source.steps)
+                gt = mod_crop(gt, scale)
+                gt, lq = synthesize_pair(np.ascontiguousarray(gt), None, source.steps, rng)
+                gt, lq = paired_random_crop(gt, lq, self.gt_size, scale, gt_path)
+            else:
+                gt, lq = paired_random_crop(gt, gt, self.gt_size, 1, gt_path)
+        if source.steps and not whole_image:
             gt, lq = synthesize_pair(np.ascontiguousarray(gt), lq if source.paired else None, source.steps, rng)
         gt, lq = augment([np.ascontiguousarray(gt), np.ascontiguousarray(lq)], self.use_hflip, self.use_rot)
         gt, lq = img2tensor([gt, lq], bgr2rgb=True, float32=True)

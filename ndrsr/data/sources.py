@@ -34,8 +34,11 @@ from .pairing import (DataLayoutError, Listing, PairingRule, filter_by_meta_info
                       pair_listings, pairing_errors)
 
 SOURCE_KEYS = ('name', 'task', 'dataroot_lq', 'dataroot_gt', 'pairing', 'synthesize', 'io_backend', 'meta_info_file',
-               'repeat', 'ratio', 'unpaired')
+               'repeat', 'ratio', 'unpaired', 'synthesis_scope')
 UNPAIRED_MODES = ('error', 'ignore')
+# where a source's synthesis runs: on the training crop, or on the whole photo before the crop (haze whose depth
+# is a property of the scene: a crop of sky is far, a crop of a near wall is near)
+SYNTHESIS_SCOPES = ('crop', 'image')
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Source:
         gt, lq: listings (lq None for clean-only sources).
         items: (lq stem or None, gt stem), sorted.
         steps: synthesis applied to lq (clean-only: to the gt crop).
+        synthesis_scope: 'crop' (steps run on the training crop) or 'image' (on the whole photo, then cropped).
         pair_scale: gt size / lq file size for paired sources (1 for clean-only).
         rule: pairing rule (paired sources).
         repeat, ratio: sampling weight options.
@@ -66,6 +70,7 @@ class Source:
     repeat: Optional[int] = None
     ratio: Optional[float] = None
     unpaired_report: List[str] = field(default_factory=list)
+    synthesis_scope: str = 'crop'
 
     @property
     def paired(self) -> bool:
@@ -135,7 +140,7 @@ def source_problems(spec: Any, where: str, extra_keys: Tuple[str, ...] = ()) -> 
     """Every problem of one source's options that shows without listing its folders, one line each.
 
     Unknown keys (with the nearest valid name), the io backend type, ``synthesize``,
-    ``pairing`` and ``task`` of a paired source, ``repeat`` / ``ratio``, ``unpaired``.
+    ``pairing`` and ``task`` of a paired source, ``repeat`` / ``ratio``, ``unpaired``, ``synthesis_scope``.
     :func:`parse_source` raises them all at once; the options check lists them before a run.
     """
     if not isinstance(spec, dict):
@@ -163,6 +168,7 @@ def source_problems(spec: Any, where: str, extra_keys: Tuple[str, ...] = ()) -> 
     if ratio is not None and (not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio <= 0):
         problems.append(f'{where}: ratio must be a positive number, got {ratio!r}')
     problems += choice_problems(spec, 'unpaired', UNPAIRED_MODES, 'error', where)
+    problems += choice_problems(spec, 'synthesis_scope', SYNTHESIS_SCOPES, 'crop', where)
     return problems
 
 
@@ -200,6 +206,7 @@ def parse_source(spec: dict, scale: int, default_io: Optional[dict], where: str,
     steps = parse_synthesis(spec.get('synthesize'), f'{where} synthesize')
     synth_scale = synthesis_scale(steps)
     unpaired = check_choice(spec.get('unpaired', default_unpaired), UNPAIRED_MODES, 'unpaired', where)
+    scope = check_choice(spec.get('synthesis_scope', 'crop'), SYNTHESIS_SCOPES, 'synthesis_scope', where)
 
     gt = list_images(spec.get('dataroot_gt'), backend, 'dataroot_gt', where)
     keep_gt = filter_by_meta_info(gt, spec.get('meta_info_file'), where)
@@ -238,7 +245,7 @@ def parse_source(spec: dict, scale: int, default_io: Optional[dict], where: str,
     repeat, ratio = spec.get('repeat'), spec.get('ratio')
     return Source(name=source_name(spec), task=str(task), backend=backend, io_kwargs=io, gt=gt, lq=lq,
                   items=items, steps=steps, pair_scale=pair_scale, rule=rule, repeat=repeat, ratio=ratio,
-                  unpaired_report=report_lines)
+                  unpaired_report=report_lines, synthesis_scope=scope)
 
 
 def check_pair_sizes(gt: np.ndarray, lq: np.ndarray, scale: int, gt_name: str, lq_name: str) -> np.ndarray:
@@ -280,5 +287,6 @@ def sampling_counts(sources: List[Source], where: str) -> List[int]:
     return [max(1, round(p * length)) for p in props]
 
 
-__all__ = ['SOURCE_KEYS', 'UNPAIRED_MODES', 'Source', 'open_file_clients', 'check_choice', 'choice_problems',
-           'is_int', 'source_name', 'source_problems', 'parse_source', 'check_pair_sizes', 'sampling_counts']
+__all__ = ['SOURCE_KEYS', 'UNPAIRED_MODES', 'SYNTHESIS_SCOPES', 'Source', 'open_file_clients', 'check_choice',
+           'choice_problems', 'is_int', 'source_name', 'source_problems', 'parse_source', 'check_pair_sizes',
+           'sampling_counts']

@@ -631,3 +631,32 @@ def test_sources_without_tone_give_the_samples_they_gave_before(tmp_path):
     steps = parse_synthesis(['noise', 'rain', 'haze'])
     gt, lq = synthesize_pair(img, None, steps, np.random.default_rng(11))
     assert gt is img and np.array_equal(lq, apply_synthesis(img, steps, np.random.default_rng(11)))
+
+
+def test_synthesis_scope_image_hazes_the_scene_before_the_crop(tmp_path):
+    """Haze on a uniform grey photo 3 crops tall: with ``synthesis_scope: image`` the depth is the whole scene's,
+    so a crop spans a third of the depth range; on the crop (the default) every crop spans all of it."""
+    write(tmp_path / 'photos' / 'grey.png', np.full((288, 96, 3), 51, np.uint8))
+    beta, airlight, grey = 2.0, 0.9, 51 / 255
+
+    def depth_spans(scope):
+        source = {'name': 'haze', 'task': 'haze', 'dataroot_gt': str(tmp_path / 'photos'), 'repeat': 12,
+                  'synthesize': [{'type': 'haze', 'depth': 'row', 'beta': beta, 'airlight': airlight}]}
+        if scope:
+            source['synthesis_scope'] = scope
+        ds = build_dataset(train_opt([source], gt_size=96, use_hflip=False, use_rot=False))
+        spans = []
+        for s in samples(ds):
+            lq = s['lq'].numpy().mean(axis=(0, 2))  # per-row mean, (96,)
+            t = np.clip((airlight - lq) / (airlight - grey), 1e-4, 1)
+            depth = -np.log(t) / beta
+            spans.append(depth.max() - depth.min())
+        return np.array(spans)
+
+    whole, crop = depth_spans('image'), depth_spans(None)
+    assert crop.min() > 0.9
+    assert whole.max() < 0.5
+    with pytest.raises(DataLayoutError, match='synthesis_scope'):
+        bad = {'name': 'haze', 'dataroot_gt': str(tmp_path / 'photos'), 'synthesize': ['haze'],
+               'synthesis_scope': 'scene'}
+        build_dataset(train_opt([bad], gt_size=96))
