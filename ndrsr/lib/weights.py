@@ -52,7 +52,7 @@ class LoadedWeights:
         file itself (the released checkpoint, an ndrsr safetensors file), else empty.
     source: a description for messages, e.g. ``"x.pth [params_ema]"``.
     embedded: the options are the file's own record of how the networks were
-        built (ndrsr safetensors): they come before any options file beside it.
+        built (ndrsr safetensors, ndrsr training checkpoints): they come before any options file beside it.
     """
     restore: Optional[Dict[str, torch.Tensor]]
     degrad: Optional[Dict[str, torch.Tensor]]
@@ -104,9 +104,18 @@ def read_weights(path: str) -> LoadedWeights:
     if kind is None:
         raise WeightsError(f'{path}: the state dict is neither NDRRestore nor NDRDegrad (first keys: '
                            f'{list(sd)[:5]}).', argument='weights')
+    options = recorded_options(obj)
     if kind == 'restore':
-        return LoadedWeights(sd, None, {}, source)
-    return LoadedWeights(None, sd, {}, source)
+        return LoadedWeights(sd, None, options, source, embedded=bool(options))
+    return LoadedWeights(None, sd, options, source, embedded=bool(options))
+
+
+def recorded_options(checkpoint) -> dict:
+    """The ``network_options`` an ndrsr training checkpoint records (``{'network_g': {...}}``), else {}."""
+    recorded = checkpoint.get('network_options') if isinstance(checkpoint, Mapping) else None
+    if not isinstance(recorded, Mapping):
+        return {}
+    return {k: dict(v) for k, v in recorded.items() if k in ('network_g', 'network_degrad') and isinstance(v, Mapping)}
 
 
 def degrad_weights_next_to(restore_weights: str) -> Optional[str]:

@@ -63,9 +63,11 @@ A non-finite loss stops training before any parameter or checkpoint changes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from copy import deepcopy
 from os import path as osp
 
@@ -86,6 +88,9 @@ from ndrsr.glue.options_check import SCHEDULES
 from ndrsr.glue.resume import resume_training
 from ndrsr.lib.checkpoint import atomic_torch_save, load_checkpoint, strip_module_prefix
 from ndrsr.models.precision import training_autocast_dtype
+
+# checkpoint label -> the options section that built the network (recorded in the checkpoint)
+NETWORK_SECTIONS = {'net_g': 'network_g', 'net_degrad': 'network_degrad'}
 
 
 @MODEL_REGISTRY.register()
@@ -260,7 +265,13 @@ class NDRModel(SRModel):
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
-        """BasicSR's save_network, written atomically (never a truncated checkpoint)."""
+        """BasicSR's save_network, written atomically (never a truncated checkpoint).
+
+        Besides the state dicts, the file records the network's options (``network_options``:
+        ``{'network_g': {...}}`` or ``{'network_degrad': {...}}``, plain YAML types), so the checkpoint
+        restores correctly wherever it is copied: options such as ``global_residual`` cannot be read from
+        the tensor shapes. BasicSR's loader reads only the ``param_key`` entries.
+        """
         current_iter = 'latest' if current_iter == -1 else current_iter
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
@@ -268,6 +279,9 @@ class NDRModel(SRModel):
         for net_, key in zip(nets, keys):
             state = strip_module_prefix(self.get_bare_model(net_).state_dict())
             save_dict[key] = OrderedDict((k, v.cpu()) for k, v in state.items())
+        section = NETWORK_SECTIONS.get(net_label)
+        if section and isinstance(self.opt.get(section), Mapping):
+            save_dict['network_options'] = {section: json.loads(json.dumps(dict(self.opt[section])))}
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     @master_only

@@ -63,3 +63,21 @@ def test_degrad_weights_found_beside_restore_weights(tmp_path):
     (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='junk.pth'):
         load_restore_network(str(tmp_path / 'junk.pth'))
+
+
+def test_options_recorded_in_a_training_checkpoint_survive_a_copy(tmp_path):
+    """A training checkpoint copied away from its experiment (no options beside it) still builds the network it
+    was trained as: ``global_residual`` is invisible in the tensor shapes, so without the record the copy would
+    restore with a different network (a black image for a residual-trained one)."""
+    opt = dict(SMALL_RESTORE, global_residual=True)
+    torch.manual_seed(0)
+    net = NDRRestore(**opt).eval()
+    path = str(tmp_path / 'copied_net_g.pth')
+    torch.save({'params': net.state_dict(), 'network_options': {'network_g': dict(opt, type='NDRRestore')}}, path)
+    loaded = load_restore_network(path)
+    assert loaded.global_residual is True
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=1e-6)
+    torch.save({'params': net.state_dict()}, path)  # the same tensors without the record: the other network
+    assert load_restore_network(path).global_residual is False

@@ -115,7 +115,10 @@ def test_save_writes_complete_set_and_loads_back(tmp_path):
     assert {'net_g_1.pth', 'net_degrad_1.pth', '1.state'} <= set(names)
     assert not [n for n in names if '.tmp' in n]
     g = torch.load(os.path.join(tmp_path, 'net_g_1.pth'), weights_only=True)
-    assert set(g) == {'params', 'params_ema'}
+    assert set(g) == {'params', 'params_ema', 'network_options'}
+    assert g['network_options'] == {'network_g': dict(model.opt['network_g'])}  # how to build it, wherever copied
+    d = torch.load(os.path.join(tmp_path, 'net_degrad_1.pth'), weights_only=True)
+    assert d['network_options'] == {'network_degrad': dict(model.opt['network_degrad'])}
     state = torch.load(os.path.join(tmp_path, '1.state'), weights_only=True)
     assert state['iter'] == 1 and len(state['optimizers']) == 2 and len(state['schedulers']) == 2
 
