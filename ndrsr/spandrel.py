@@ -60,14 +60,15 @@ def detect(state: Mapping[str, torch.Tensor]) -> bool:
 def guess_global_residual(net: torch.nn.Module) -> bool:
     """Whether trained NDRRestore weights were trained with ``global_residual=True``.
 
-    ``net`` is built with ``global_residual=False``. A network trained without
-    the residual maps a flat mid-grey image to (nearly) itself; one trained with it
-    outputs a correction of (nearly) zero there. Meaningless for untrained weights.
+    ``net`` is built with ``global_residual=False``. On a flat mid-grey image a network trained without
+    the residual outputs an image near that grey; one trained with it outputs a correction, nearer zero
+    than the grey (not necessarily near zero: a model that dehazes may take flat grey for dense haze).
+    So the answer is whichever of the two readings the output is closer to. Meaningless for untrained weights.
     """
     flat = torch.full((1, net.in_channels, 32, 32), 0.5)
     with torch.no_grad():
-        mean = float(net.eval()(flat).mean())
-    return abs(mean) < 0.25
+        out = net.eval()(flat)
+    return float(out.abs().mean()) < float((out - flat).abs().mean())
 
 
 def restore_state(state: Mapping[str, torch.Tensor]):
